@@ -1,0 +1,296 @@
+//! Bare repositories on disk: creation, `HEAD`, and a storage status report.
+//!
+//! Invariants:
+//! - repositories are created natively with gix, never by running `git`;
+//! - `HEAD` of a repository is always a symbolic reference to `refs/heads/<default branch>`;
+//! - nothing here removes data: deletion is the caller's business, and is never synchronous.
+
+use std::path::{Path, PathBuf};
+
+use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+use gix::refs::{FullName, Target};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Errors of [`init_bare()`], [`set_head()`] and [`status()`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The branch name is not a valid git branch name.
+    #[error("invalid branch name {name:?}")]
+    InvalidBranchName {
+        /// The name that was rejected.
+        name: String,
+        /// Why gix rejected it.
+        #[source]
+        source: BoxError,
+    },
+    /// Something already exists at the path where a new repository should go.
+    #[error("a repository already exists at {path}")]
+    AlreadyExists {
+        /// The path that was found occupied.
+        path: PathBuf,
+    },
+    /// Creating the directories of the repository failed.
+    #[error("could not create the parent directory {path}")]
+    CreateParent {
+        /// The directory that could not be created.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// gix could not initialise the repository.
+    #[error("could not initialise a bare repository at {path}")]
+    Init {
+        /// The path of the repository.
+        path: PathBuf,
+        /// The gix error.
+        #[source]
+        source: BoxError,
+    },
+    /// gix could not open the repository.
+    #[error("could not open the repository at {path}")]
+    Open {
+        /// The path of the repository.
+        path: PathBuf,
+        /// The gix error.
+        #[source]
+        source: BoxError,
+    },
+    /// Writing `HEAD` failed.
+    #[error("could not point HEAD of {path} at {branch}")]
+    SetHead {
+        /// The path of the repository.
+        path: PathBuf,
+        /// The branch `HEAD` should have pointed at.
+        branch: String,
+        /// The gix error.
+        #[source]
+        source: BoxError,
+    },
+    /// Reading references failed.
+    #[error("could not read the references of {path}")]
+    References {
+        /// The path of the repository.
+        path: PathBuf,
+        /// The gix error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// Returns the full reference name `refs/heads/<branch>` if `branch` is a valid branch name.
+pub fn branch_ref_name(branch: &str) -> Result<FullName, Error> {
+    FullName::try_from(format!("refs/heads/{branch}")).map_err(|e| Error::InvalidBranchName {
+        name: branch.to_owned(),
+        source: Box::new(e),
+    })
+}
+
+/// Returns whether `branch` is a valid branch name by git's rules (`git check-ref-format --branch`).
+pub fn is_valid_branch_name(branch: &str) -> bool {
+    // `@` alone and names starting with `-` are valid ref components but not usable branch names.
+    !branch.is_empty()
+        && branch != "@"
+        && !branch.starts_with('-')
+        && branch_ref_name(branch).is_ok()
+}
+
+/// Creates an empty bare repository at `path` whose `HEAD` points at `refs/heads/<default_branch>`.
+///
+/// Parent directories are created. Fails if `path` already exists and is not an empty directory,
+/// so an existing repository is never overwritten.
+pub fn init_bare(path: &Path, default_branch: &str) -> Result<(), Error> {
+    let head = branch_ref_name(default_branch)?;
+    if path.exists()
+        && std::fs::read_dir(path)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(Error::AlreadyExists {
+            path: path.to_owned(),
+        });
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| Error::CreateParent {
+            path: parent.to_owned(),
+            source,
+        })?;
+    }
+    let repo = gix::init_bare(path).map_err(|e| Error::Init {
+        path: path.to_owned(),
+        source: Box::new(e),
+    })?;
+    write_head(&repo, head, default_branch)
+}
+
+/// Points `HEAD` of the bare repository at `path` to `refs/heads/<branch>`.
+///
+/// The branch does not need to exist (an unborn `HEAD`, as in a fresh repository).
+pub fn set_head(path: &Path, branch: &str) -> Result<(), Error> {
+    let head = branch_ref_name(branch)?;
+    let repo = open(path)?;
+    write_head(&repo, head, branch)
+}
+
+fn write_head(repo: &gix::Repository, target: FullName, branch: &str) -> Result<(), Error> {
+    let edit = RefEdit {
+        change: Change::Update {
+            log: LogChange {
+                mode: RefLog::AndReference,
+                force_create_reflog: false,
+                message: "orbit: set default branch".into(),
+            },
+            expected: PreviousValue::Any,
+            new: Target::Symbolic(target),
+        },
+        name: FullName::try_from("HEAD").map_err(|e| Error::SetHead {
+            path: repo.path().to_owned(),
+            branch: branch.to_owned(),
+            source: Box::new(e),
+        })?,
+        deref: false,
+    };
+    repo.edit_references_as(Some(edit), None)
+        .map(|_| ())
+        .map_err(|e| Error::SetHead {
+            path: repo.path().to_owned(),
+            branch: branch.to_owned(),
+            source: e.into(),
+        })
+}
+
+/// Opens the bare repository at `path`, without consulting environment variables or global config.
+pub fn open(path: &Path) -> Result<gix::Repository, Error> {
+    gix::open_opts(path, gix::open::Options::isolated()).map_err(|e| Error::Open {
+        path: path.to_owned(),
+        source: Box::new(e),
+    })
+}
+
+/// What is on disk for one repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Whether a readable git repository exists at the path.
+    pub on_disk: bool,
+    /// Total size in bytes of the files under the repository directory.
+    pub size_bytes: u64,
+    /// Number of references (loose and packed), `HEAD` excluded.
+    pub ref_count: u64,
+    /// The branch `HEAD` points at, if it is symbolic.
+    pub head_branch: Option<String>,
+}
+
+/// Reports what is on disk at `path`. A missing directory is not an error: `on_disk` is `false`.
+pub fn status(path: &Path) -> Result<Status, Error> {
+    if !path.is_dir() {
+        return Ok(Status {
+            on_disk: false,
+            size_bytes: 0,
+            ref_count: 0,
+            head_branch: None,
+        });
+    }
+    let repo = open(path)?;
+    let refs_err = |e: BoxError| Error::References {
+        path: path.to_owned(),
+        source: e,
+    };
+    let platform = repo.references().map_err(|e| refs_err(e.into()))?;
+    let mut ref_count = 0u64;
+    for r in platform.all().map_err(|e| refs_err(e.into()))? {
+        r.map_err(|e| refs_err(e.into()))?;
+        ref_count += 1;
+    }
+    let head_branch = repo
+        .head_name()
+        .map_err(|e| refs_err(e.into()))?
+        .and_then(|n| {
+            n.as_bstr()
+                .strip_prefix(b"refs/heads/")
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+        });
+    Ok(Status {
+        on_disk: true,
+        size_bytes: dir_size(path),
+        ref_count,
+        head_branch,
+    })
+}
+
+/// Sums file sizes under `dir`, skipping what cannot be read (a concurrent writer may race us).
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0u64;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                total += meta.len();
+            }
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_creates_a_bare_repository_with_head_on_the_default_branch() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("ab").join("repo.git");
+        init_bare(&path, "trunk").expect("init");
+        let repo = open(&path).expect("open");
+        assert!(repo.is_bare());
+        assert_eq!(
+            repo.head_name().expect("head").expect("symbolic").as_bstr(),
+            "refs/heads/trunk"
+        );
+        let st = status(&path).expect("status");
+        assert!(st.on_disk);
+        assert_eq!(st.ref_count, 0);
+        assert_eq!(st.head_branch.as_deref(), Some("trunk"));
+        assert!(st.size_bytes > 0);
+    }
+
+    #[test]
+    fn init_refuses_to_overwrite() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("repo.git");
+        init_bare(&path, "main").expect("init");
+        assert!(matches!(
+            init_bare(&path, "main"),
+            Err(Error::AlreadyExists { .. })
+        ));
+    }
+
+    #[test]
+    fn set_head_moves_head_and_rejects_bad_names() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("repo.git");
+        init_bare(&path, "main").expect("init");
+        set_head(&path, "feature/x").expect("set head");
+        assert_eq!(
+            status(&path).expect("status").head_branch.as_deref(),
+            Some("feature/x")
+        );
+        for bad in ["a..b", "", "-x", "@", "x.lock", "a b", "x/"] {
+            assert!(set_head(&path, bad).is_err(), "{bad:?} accepted");
+            assert!(!is_valid_branch_name(bad), "{bad:?} valid");
+        }
+    }
+
+    #[test]
+    fn status_of_missing_directory_is_not_on_disk() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let st = status(&tmp.path().join("nope")).expect("status");
+        assert!(!st.on_disk);
+    }
+}

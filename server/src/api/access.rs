@@ -1,0 +1,122 @@
+//! Authorization on a repository: roles, visibility and token scopes together.
+//!
+//! - Read: public repositories to anyone; private ones to collaborators (and the owner) whose
+//!   token scopes allow it. A caller who may not read gets 404, never 403.
+//! - Write: writer or owner, and a token scope that allows writing. Admin: owner, same scopes.
+//! - Anonymous callers get 401 for anything beyond reading.
+
+use entity::repository;
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use crate::auth::{Access, Caller};
+use crate::store::{self, Role};
+
+/// What an operation needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Reading the repository.
+    Read,
+    /// Writing to it (push, branches).
+    Write,
+    /// Settings, collaborators, events, archive, delete.
+    Admin,
+}
+
+/// A repository the caller was allowed to use, with their role on it.
+#[derive(Debug, Clone)]
+pub struct Authorized {
+    /// The repository row.
+    pub repo: repository::Model,
+    /// The caller's role, if any.
+    pub role: Option<Role>,
+}
+
+/// The caller's role on `repo`: the owner is always `owner`, others come from collaborators.
+pub async fn role_of(
+    db: &DatabaseConnection,
+    repo: &repository::Model,
+    user_id: Uuid,
+) -> Result<Option<Role>, ApiError> {
+    if repo.owner_id == user_id {
+        return Ok(Some(Role::Owner));
+    }
+    Ok(store::collaborators::role_of(db, repo.id, user_id).await?)
+}
+
+/// Loads the live repository `org_id/name` and checks that `caller` may do what `need` says.
+pub async fn load(
+    db: &DatabaseConnection,
+    caller: &Caller,
+    org_id: Uuid,
+    name: &str,
+    need: Need,
+) -> Result<Authorized, ApiError> {
+    if need != Need::Read {
+        caller.require()?;
+    }
+    let repo = store::repos::find_live(db, org_id, name)
+        .await?
+        .ok_or_else(not_found)?;
+    authorize(db, caller, repo, need).await
+}
+
+/// Checks that `caller` may do what `need` says on `repo`.
+pub async fn authorize(
+    db: &DatabaseConnection,
+    caller: &Caller,
+    repo: repository::Model,
+    need: Need,
+) -> Result<Authorized, ApiError> {
+    let identity = caller.0.as_ref();
+    let role = match identity {
+        Some(id) => role_of(db, &repo, id.user_id).await?,
+        None => None,
+    };
+    let scope_allows = |access: Access| {
+        identity
+            .and_then(|i| i.scopes.as_ref())
+            .is_none_or(|s| s.allows(repo.org_id, &repo.name, access))
+    };
+    let public = repo.visibility == "public";
+    let can_read = public || (role.is_some() && scope_allows(Access::Read));
+    if !can_read {
+        return Err(not_found());
+    }
+    if need != Need::Read {
+        let needed = if need == Need::Admin {
+            Role::Owner
+        } else {
+            Role::Writer
+        };
+        if role.is_none_or(|r| r < needed) {
+            return Err(ApiError::forbidden(format!(
+                "this needs the {} role on the repository",
+                needed.as_str()
+            )));
+        }
+        if !scope_allows(Access::Write) {
+            return Err(ApiError::forbidden(format!(
+                "this token's scopes do not allow writing to {}/{}",
+                repo.org_id, repo.name
+            )));
+        }
+    }
+    Ok(Authorized { repo, role })
+}
+
+/// Refuses changes to an archived repository.
+pub fn ensure_not_archived(repo: &repository::Model) -> Result<(), ApiError> {
+    if repo.archived {
+        return Err(ApiError::forbidden(
+            "the repository is archived and read-only",
+        ));
+    }
+    Ok(())
+}
+
+/// The 404 for a repository that does not exist or may not be seen.
+pub fn not_found() -> ApiError {
+    ApiError::not_found("repository not found")
+}

@@ -1,0 +1,135 @@
+//! Admin routes (`X-Internal-Token`): every repository, with storage status, and archiving.
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json as JsonOut, Router};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::events::{EventDto, EventQuery};
+use super::extract::{Path, Query};
+use super::page::page;
+use super::repos::{archive, RepoDto};
+use crate::auth::Internal;
+use crate::state::AppState;
+use crate::store::{self, audit::Actor};
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/repos", get(list_admin_repos))
+        .route("/admin/repos/{id}", get(get_admin_repo))
+        .route("/admin/repos/{id}/archive", post(archive_admin_repo))
+        .route("/admin/events", get(list_admin_events))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AdminListQuery {
+    #[serde(default)]
+    include_deleted: bool,
+    limit: Option<u64>,
+    offset: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AdminRepoDto {
+    #[serde(flatten)]
+    repo: RepoDto,
+    deleted_at: Option<chrono::DateTime<chrono::Utc>>,
+    storage_path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    storage: Option<StorageDto>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StorageDto {
+    on_disk: bool,
+    size_bytes: u64,
+    ref_count: u64,
+    head_branch: Option<String>,
+    error: Option<String>,
+}
+
+impl AdminRepoDto {
+    fn new(m: entity::repository::Model, state: &AppState, storage: Option<StorageDto>) -> Self {
+        Self {
+            deleted_at: m.deleted_at,
+            storage_path: m.storage_path.clone(),
+            repo: RepoDto::new(m, &state.config),
+            storage,
+        }
+    }
+}
+
+async fn list_admin_repos(
+    State(state): State<AppState>,
+    _internal: Internal,
+    Query(q): Query<AdminListQuery>,
+) -> Result<JsonOut<Vec<AdminRepoDto>>, ApiError> {
+    let (limit, offset) = page(q.limit, q.offset)?;
+    let rows = store::repos::list_all(&state.db, q.include_deleted, limit, offset).await?;
+    Ok(JsonOut(
+        rows.into_iter()
+            .map(|m| AdminRepoDto::new(m, &state, None))
+            .collect(),
+    ))
+}
+
+async fn get_admin_repo(
+    State(state): State<AppState>,
+    _internal: Internal,
+    Path(id): Path<Uuid>,
+) -> Result<JsonOut<AdminRepoDto>, ApiError> {
+    let repo = store::repos::find_by_id(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("repository not found"))?;
+    let path = state.config.storage_root.join(&repo.storage_path);
+    let status = tokio::task::spawn_blocking(move || gitcore::storage::status(&path)).await?;
+    let storage = match status {
+        Ok(s) => StorageDto {
+            on_disk: s.on_disk,
+            size_bytes: s.size_bytes,
+            ref_count: s.ref_count,
+            head_branch: s.head_branch,
+            error: None,
+        },
+        Err(e) => {
+            tracing::warn!(repo = %id, error = %e, "storage status failed");
+            StorageDto {
+                on_disk: true,
+                size_bytes: 0,
+                ref_count: 0,
+                head_branch: None,
+                error: Some("the repository on disk could not be read".into()),
+            }
+        }
+    };
+    Ok(JsonOut(AdminRepoDto::new(repo, &state, Some(storage))))
+}
+
+async fn archive_admin_repo(
+    State(state): State<AppState>,
+    _internal: Internal,
+    Path(id): Path<Uuid>,
+) -> Result<JsonOut<RepoDto>, ApiError> {
+    let repo = store::repos::find_by_id(&state.db, id)
+        .await?
+        .filter(|r| r.deleted_at.is_none())
+        .ok_or_else(|| ApiError::not_found("repository not found"))?;
+    let archived = archive(&state.db, repo, Actor::default()).await?;
+    Ok(JsonOut(RepoDto::new(archived, &state.config)))
+}
+
+async fn list_admin_events(
+    State(state): State<AppState>,
+    _internal: Internal,
+    Query(q): Query<EventQuery>,
+) -> Result<JsonOut<Vec<EventDto>>, ApiError> {
+    let (filter, limit, offset) = q.filter(None)?;
+    let rows = store::audit::list(&state.db, &filter, limit, offset).await?;
+    Ok(JsonOut(rows.into_iter().map(Into::into).collect()))
+}

@@ -1,0 +1,86 @@
+//! Internal routes (`X-Internal-Token`): auto-creation of repositories by the platform.
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json as JsonOut, Router};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::extract::Json;
+use super::repos::{create_repository, validate_name, NewRepo, RepoDto, Visibility};
+use crate::auth::Internal;
+use crate::state::AppState;
+use crate::store::{self, audit::Actor};
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/internal/repos", post(create_internal_repo))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct InternalCreate {
+    org_id: Uuid,
+    project_id: Uuid,
+    owner_id: Uuid,
+    name: String,
+    visibility: Visibility,
+    description: Option<String>,
+    default_branch: Option<String>,
+}
+
+/// Idempotent for the same org, name and owner: the existing repository is returned. The same
+/// name with another owner is a conflict.
+async fn create_internal_repo(
+    State(state): State<AppState>,
+    _internal: Internal,
+    Json(body): Json<InternalCreate>,
+) -> Result<JsonOut<RepoDto>, ApiError> {
+    validate_name(&body.name)?;
+    if let Some(existing) = store::repos::find_live(&state.db, body.org_id, &body.name).await? {
+        return same_owner(existing, body.owner_id, &state);
+    }
+    let default_branch = body.default_branch.unwrap_or_else(|| "main".to_owned());
+    if !gitcore::storage::is_valid_branch_name(&default_branch) {
+        return Err(ApiError::validation(format!(
+            "defaultBranch: {default_branch:?} is not a valid branch name"
+        )));
+    }
+    let new = NewRepo {
+        org_id: body.org_id,
+        project_id: body.project_id,
+        owner_id: body.owner_id,
+        name: body.name.clone(),
+        description: body.description,
+        visibility: body.visibility,
+        default_branch,
+    };
+    let actor = Actor::default();
+    match create_repository(&state, new, actor, "internal").await {
+        Ok(created) => Ok(JsonOut(RepoDto::new(created, &state.config))),
+        Err(e) if e.status() == axum::http::StatusCode::CONFLICT => {
+            // Lost a race with an identical call: answer what won, if it is the same owner's.
+            match store::repos::find_live(&state.db, body.org_id, &body.name).await? {
+                Some(existing) => same_owner(existing, body.owner_id, &state),
+                None => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn same_owner(
+    existing: entity::repository::Model,
+    owner_id: Uuid,
+    state: &AppState,
+) -> Result<JsonOut<RepoDto>, ApiError> {
+    if existing.owner_id == owner_id {
+        Ok(JsonOut(RepoDto::new(existing, &state.config)))
+    } else {
+        Err(ApiError::conflict(format!(
+            "a repository named {:?} already exists in this org with another owner",
+            existing.name
+        )))
+    }
+}

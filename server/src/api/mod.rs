@@ -1,0 +1,30 @@
+//! The REST API: one module per resource, each with its own `router()`.
+//!
+//! Every route is served at its path and again under `/v1`. Every failure, axum's own rejections
+//! and unknown routes included, answers the error envelope of [`error::ApiError`].
+
+pub mod access;
+pub mod admin;
+pub mod collaborators;
+pub mod discovery;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod internal;
+pub mod page;
+pub mod repos;
+
+use axum::Router;
+
+use crate::state::AppState;
+
+/// The REST routes, unprefixed (the caller mounts them at `/` and `/v1`).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .merge(discovery::router())
+        .merge(repos::router())
+        .merge(collaborators::router())
+        .merge(events::router())
+        .merge(internal::router())
+        .merge(admin::router())
+}

@@ -1,0 +1,386 @@
+//! Configuration from the environment (and a `.env` file, loaded by the CLI before this runs).
+//!
+//! Every variable is documented in `.env.example` and the README. Parsing never panics: a bad
+//! value is a [`ConfigError`] whose one-line message names the variable.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::http::HeaderValue;
+use reqwest::Url;
+
+/// A configuration value that stops startup. Its `Display` is the one line shown to the user.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub var: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+fn err(var: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        message: message.into(),
+    }
+}
+
+/// The identity provider whose RS256 tokens are accepted.
+#[derive(Debug, Clone)]
+pub struct Auth0Config {
+    /// `AUTH0_DOMAIN`, e.g. `example.eu.auth0.com`.
+    pub domain: String,
+    /// `AUTH0_AUDIENCE`: the `aud` every RS256 token must carry.
+    pub audience: String,
+    /// The expected `iss`: `https://{domain}/`.
+    pub issuer: String,
+    /// Where the JWKS is fetched from: `AUTH_JWKS_URL`, or derived from the domain.
+    pub jwks_url: Url,
+}
+
+/// Orbit's whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `ORBIT_DATA_DIR`: the embedded default's home (SQLite file, repositories, generated secret).
+    pub data_dir: PathBuf,
+    /// `DATABASE_URL`, or SQLite at `$ORBIT_DATA_DIR/orbit.db`.
+    pub database_url: String,
+    /// `GIT_STORAGE_ROOT`, or `$ORBIT_DATA_DIR/repos`.
+    pub storage_root: PathBuf,
+    /// RS256 via JWKS, when `AUTH0_DOMAIN` and `AUTH0_AUDIENCE` are set.
+    pub auth0: Option<Auth0Config>,
+    /// `AUTH_COOKIE_SECRET`: the HS256 shared secret. When unset, a generated one is kept in the
+    /// data directory.
+    pub cookie_secret: Option<String>,
+    /// `INTERNAL_SERVICE_TOKEN`: opens internal and admin routes. Unset: they answer 401.
+    pub internal_token: Option<String>,
+    /// `AURA_NETWORK_URL`: the platform's network service (feed posts after pushes).
+    pub aura_network_url: Option<Url>,
+    /// `SERVER_HOST`.
+    pub host: IpAddr,
+    /// `SERVER_PORT`.
+    pub port: u16,
+    /// `CORS_ORIGINS` (comma-separated); `None` means permissive.
+    pub cors_origins: Option<Vec<HeaderValue>>,
+    /// `REDIS_URL`: shared rate-limit state when set.
+    pub redis_url: Option<Url>,
+    /// `PUBLIC_BASE_URL`, without a trailing slash.
+    pub public_base_url: String,
+    /// `RUST_LOG`, validated here so a typo stops startup with a clear line.
+    pub log_filter: String,
+    /// Minimum time between two JWKS refreshes triggered by unknown `kid`s.
+    pub jwks_refresh_min_interval: Duration,
+    /// Timeout of one JWKS fetch.
+    pub jwks_fetch_timeout: Duration,
+    /// Largest accepted REST request body, in bytes.
+    pub max_json_body_bytes: usize,
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`; empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+
+        let data_dir = PathBuf::from(get("ORBIT_DATA_DIR").unwrap_or_else(|| "./data".to_owned()));
+        let database_url = match get("DATABASE_URL") {
+            Some(url) => {
+                let lower = url.to_ascii_lowercase();
+                if !(lower.starts_with("sqlite:")
+                    || lower.starts_with("postgres://")
+                    || lower.starts_with("postgresql://"))
+                {
+                    return Err(err(
+                        "DATABASE_URL",
+                        "must start with sqlite:, postgres:// or postgresql://",
+                    ));
+                }
+                if !lower.starts_with("sqlite:") {
+                    Url::parse(&url)
+                        .map_err(|e| err("DATABASE_URL", format!("not a valid URL ({e})")))?;
+                }
+                url
+            }
+            None => sqlite_url(&data_dir.join("orbit.db")),
+        };
+        let storage_root = get("GIT_STORAGE_ROOT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("repos"));
+
+        let auth0 = match (get("AUTH0_DOMAIN"), get("AUTH0_AUDIENCE")) {
+            (Some(domain), Some(audience)) => {
+                let domain = domain
+                    .trim_start_matches("https://")
+                    .trim_end_matches('/')
+                    .to_owned();
+                let issuer = format!("https://{domain}/");
+                Url::parse(&issuer).map_err(|e| {
+                    err(
+                        "AUTH0_DOMAIN",
+                        format!("{domain:?} is not a valid host name ({e})"),
+                    )
+                })?;
+                let jwks_url = match get("AUTH_JWKS_URL") {
+                    Some(u) => parse_http_url("AUTH_JWKS_URL", &u)?,
+                    None => {
+                        parse_http_url("AUTH0_DOMAIN", &format!("{issuer}.well-known/jwks.json"))?
+                    }
+                };
+                Some(Auth0Config {
+                    domain,
+                    audience,
+                    issuer,
+                    jwks_url,
+                })
+            }
+            (Some(_), None) => {
+                return Err(err(
+                    "AUTH0_AUDIENCE",
+                    "must be set when AUTH0_DOMAIN is set",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    "AUTH0_DOMAIN",
+                    "must be set when AUTH0_AUDIENCE is set",
+                ));
+            }
+            (None, None) => {
+                if get("AUTH_JWKS_URL").is_some() {
+                    return Err(err(
+                        "AUTH_JWKS_URL",
+                        "needs AUTH0_DOMAIN and AUTH0_AUDIENCE (they give the expected issuer and audience)",
+                    ));
+                }
+                None
+            }
+        };
+
+        let host = match get("SERVER_HOST") {
+            None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Some(h) if h.eq_ignore_ascii_case("localhost") => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            Some(h) => h
+                .parse()
+                .map_err(|_| err("SERVER_HOST", format!("{h:?} is not an IP address")))?,
+        };
+        let port = match get("SERVER_PORT") {
+            None => 3000,
+            Some(p) => p.parse::<u16>().map_err(|_| {
+                err(
+                    "SERVER_PORT",
+                    format!("{p:?} is not a port number (0-65535)"),
+                )
+            })?,
+        };
+
+        let cors_origins = match get("CORS_ORIGINS") {
+            None => None,
+            Some(list) if list == "*" => None,
+            Some(list) => {
+                let mut origins = Vec::new();
+                for origin in list.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+                    let url = Url::parse(origin).map_err(|_| {
+                        err(
+                            "CORS_ORIGINS",
+                            format!("{origin:?} is not an origin like https://app.example.com"),
+                        )
+                    })?;
+                    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                        return Err(err(
+                            "CORS_ORIGINS",
+                            format!("{origin:?} is not an http(s) origin"),
+                        ));
+                    }
+                    let value =
+                        HeaderValue::from_str(origin.trim_end_matches('/')).map_err(|_| {
+                            err(
+                                "CORS_ORIGINS",
+                                format!("{origin:?} is not a valid header value"),
+                            )
+                        })?;
+                    origins.push(value);
+                }
+                Some(origins)
+            }
+        };
+
+        let aura_network_url = get("AURA_NETWORK_URL")
+            .map(|u| parse_http_url("AURA_NETWORK_URL", &u))
+            .transpose()?;
+        let redis_url = match get("REDIS_URL") {
+            None => None,
+            Some(u) => {
+                let url = Url::parse(&u)
+                    .map_err(|e| err("REDIS_URL", format!("not a valid URL ({e})")))?;
+                if !matches!(url.scheme(), "redis" | "rediss") {
+                    return Err(err("REDIS_URL", "must start with redis:// or rediss://"));
+                }
+                Some(url)
+            }
+        };
+
+        let public_base_url = match get("PUBLIC_BASE_URL") {
+            Some(u) => parse_http_url("PUBLIC_BASE_URL", &u)?
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned(),
+            None => {
+                let shown = if host.is_unspecified() || host.is_loopback() {
+                    "localhost".to_owned()
+                } else if host.is_ipv6() {
+                    format!("[{host}]")
+                } else {
+                    host.to_string()
+                };
+                format!("http://{shown}:{port}")
+            }
+        };
+
+        let log_filter =
+            get("RUST_LOG").unwrap_or_else(|| "info,sqlx=warn,sea_orm=warn".to_owned());
+        tracing_subscriber::EnvFilter::try_new(&log_filter).map_err(|e| {
+            err(
+                "RUST_LOG",
+                format!("{log_filter:?} is not a valid filter ({e})"),
+            )
+        })?;
+
+        Ok(Config {
+            data_dir,
+            database_url,
+            storage_root,
+            auth0,
+            cookie_secret: get("AUTH_COOKIE_SECRET"),
+            internal_token: get("INTERNAL_SERVICE_TOKEN"),
+            aura_network_url,
+            host,
+            port,
+            cors_origins,
+            redis_url,
+            public_base_url,
+            log_filter,
+            jwks_refresh_min_interval: Duration::from_secs(30),
+            jwks_fetch_timeout: Duration::from_secs(5),
+            max_json_body_bytes: 1024 * 1024,
+        })
+    }
+
+    /// Whether the database is the embedded SQLite default.
+    pub fn uses_sqlite(&self) -> bool {
+        self.database_url
+            .to_ascii_lowercase()
+            .starts_with("sqlite:")
+    }
+}
+
+/// The sqlx URL of a SQLite file, created if missing.
+pub fn sqlite_url(path: &std::path::Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+fn parse_http_url(var: &'static str, value: &str) -> Result<Url, ConfigError> {
+    let url =
+        Url::parse(value).map_err(|e| err(var, format!("{value:?} is not a valid URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(err(var, format!("{value:?} is not an http(s) URL")));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let c = parse(&[]).expect("defaults");
+        assert_eq!(c.port, 3000);
+        assert!(c.host.is_unspecified());
+        assert!(c.uses_sqlite());
+        assert_eq!(c.storage_root, PathBuf::from("./data/repos"));
+        assert_eq!(c.public_base_url, "http://localhost:3000");
+        assert!(c.auth0.is_none() && c.internal_token.is_none() && c.cors_origins.is_none());
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (vars, var) in [
+            (vec![("SERVER_PORT", "eighty")], "SERVER_PORT"),
+            (vec![("SERVER_PORT", "70000")], "SERVER_PORT"),
+            (vec![("SERVER_HOST", "not an ip")], "SERVER_HOST"),
+            (vec![("DATABASE_URL", "mysql://x")], "DATABASE_URL"),
+            (vec![("AUTH0_DOMAIN", "x.auth0.com")], "AUTH0_AUDIENCE"),
+            (vec![("AUTH0_AUDIENCE", "api")], "AUTH0_DOMAIN"),
+            (
+                vec![("AUTH_JWKS_URL", "http://127.0.0.1/jwks")],
+                "AUTH_JWKS_URL",
+            ),
+            (
+                vec![
+                    ("AUTH0_DOMAIN", "x"),
+                    ("AUTH0_AUDIENCE", "a"),
+                    ("AUTH_JWKS_URL", "ftp://x"),
+                ],
+                "AUTH_JWKS_URL",
+            ),
+            (vec![("PUBLIC_BASE_URL", "nope")], "PUBLIC_BASE_URL"),
+            (vec![("AURA_NETWORK_URL", "::")], "AURA_NETWORK_URL"),
+            (vec![("REDIS_URL", "http://x")], "REDIS_URL"),
+            (
+                vec![("CORS_ORIGINS", "https://ok.example, bad")],
+                "CORS_ORIGINS",
+            ),
+            (vec![("RUST_LOG", "info,[=")], "RUST_LOG"),
+        ] {
+            let e = parse(&vars).expect_err("must fail");
+            assert_eq!(e.var, var, "{vars:?}: {e}");
+            assert!(e.to_string().starts_with(var));
+            assert!(!e.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn auth0_pair_derives_issuer_and_jwks() {
+        let c = parse(&[
+            ("AUTH0_DOMAIN", "https://acme.auth0.com/"),
+            ("AUTH0_AUDIENCE", "orbit"),
+        ])
+        .expect("ok");
+        let a = c.auth0.expect("auth0");
+        assert_eq!(a.issuer, "https://acme.auth0.com/");
+        assert_eq!(
+            a.jwks_url.as_str(),
+            "https://acme.auth0.com/.well-known/jwks.json"
+        );
+    }
+
+    #[test]
+    fn cors_list_and_public_url() {
+        let c = parse(&[
+            ("CORS_ORIGINS", "https://a.example, http://localhost:5173"),
+            ("PUBLIC_BASE_URL", "https://git.example.com/"),
+        ])
+        .expect("ok");
+        assert_eq!(c.cors_origins.expect("origins").len(), 2);
+        assert_eq!(c.public_base_url, "https://git.example.com");
+    }
+}

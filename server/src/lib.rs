@@ -1,0 +1,79 @@
+//! The Orbit server: configuration, auth, the REST API and (soon) git smart HTTP.
+//!
+//! [`app()`] builds the whole router from an [`AppState`], so tests can serve it on a real port
+//! without the CLI; `main.rs` is a thin shell over [`cli`].
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod startup;
+pub mod state;
+pub mod store;
+
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderName, Method};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+use api::error::ApiError;
+pub use state::AppState;
+
+/// The whole HTTP application: every route at `/` and under `/v1`, the envelope for unknown
+/// routes and methods, body limits, CORS, panic catching and request tracing.
+pub fn app(state: AppState) -> Router {
+    let routes = api::routes();
+    let cors = cors_layer(state.config.cors_origins.as_deref());
+    let body_limit = state.config.max_json_body_bytes;
+    Router::new()
+        .merge(routes.clone())
+        .nest("/v1", routes)
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(cors)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn unknown_route() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal("a handler panicked").into_response()
+}
+
+fn cors_layer(origins: Option<&[axum::http::HeaderValue]>) -> CorsLayer {
+    match origins {
+        None => CorsLayer::permissive(),
+        Some(list) => CorsLayer::new()
+            .allow_origin(AllowOrigin::list(list.iter().cloned()))
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+                Method::OPTIONS,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                HeaderName::from_static("x-agent-id"),
+            ])
+            .max_age(Duration::from_secs(3600)),
+    }
+}

@@ -1,0 +1,92 @@
+//! Turning a [`Config`] into a ready [`AppState`]: directories, secret, database, migrations.
+
+use std::sync::Arc;
+
+use crate::auth::{secret, Authenticator};
+use crate::config::Config;
+use crate::state::AppState;
+
+/// Why startup stopped. Each message is one line for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A directory could not be created.
+    #[error("cannot create {what} {path}: {source}")]
+    Dir {
+        /// Which directory (for the message).
+        what: &'static str,
+        /// Its path.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The HS256 secret could not be loaded or generated.
+    #[error("{0}")]
+    Secret(#[from] secret::Error),
+    /// The HS256 key could not be built.
+    #[error("AUTH_COOKIE_SECRET: unusable as an HS256 key: {0}")]
+    Key(#[from] crate::auth::token::Error),
+    /// The database could not be reached.
+    #[error("DATABASE_URL: cannot connect to the database ({0})")]
+    Connect(sea_orm::DbErr),
+    /// Migrations failed.
+    #[error("database migrations failed: {0}")]
+    Migrate(sea_orm::DbErr),
+}
+
+/// What startup did, for the log.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Where the HS256 secret came from.
+    pub secret_source: secret::Source,
+}
+
+/// Creates the data and storage directories.
+pub fn ensure_dirs(config: &Config) -> Result<(), Error> {
+    for (what, path) in [
+        ("the data directory (ORBIT_DATA_DIR)", &config.data_dir),
+        (
+            "the repository storage root (GIT_STORAGE_ROOT)",
+            &config.storage_root,
+        ),
+    ] {
+        std::fs::create_dir_all(path).map_err(|source| Error::Dir {
+            what,
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Loads the HS256 secret in effect and builds the authenticator.
+pub fn authenticator(config: &Config) -> Result<(Authenticator, secret::Secret), Error> {
+    let secret = secret::load_or_create(config.cookie_secret.as_deref(), &config.data_dir)?;
+    let auth = Authenticator::new(config, &secret.bytes)?;
+    Ok((auth, secret))
+}
+
+/// Connects to the database and applies migrations.
+pub async fn database(config: &Config) -> Result<sea_orm::DatabaseConnection, Error> {
+    let db = crate::db::connect(&config.database_url)
+        .await
+        .map_err(Error::Connect)?;
+    crate::db::migrate(&db).await.map_err(Error::Migrate)?;
+    Ok(db)
+}
+
+/// Everything `serve` needs before it binds.
+pub async fn prepare(config: Config) -> Result<(AppState, Report), Error> {
+    ensure_dirs(&config)?;
+    let (auth, secret) = authenticator(&config)?;
+    let db = database(&config).await?;
+    Ok((
+        AppState {
+            db,
+            auth: Arc::new(auth),
+            config: Arc::new(config),
+        },
+        Report {
+            secret_source: secret.source,
+        },
+    ))
+}
