@@ -80,20 +80,23 @@ pub enum Error {
 }
 
 /// Returns the full reference name `refs/heads/<branch>` if `branch` is a valid branch name.
+///
+/// Beyond the ref-name rules, `@` alone and names starting with `-` are refused, as
+/// `git check-ref-format --branch` does.
 pub fn branch_ref_name(branch: &str) -> Result<FullName, Error> {
-    FullName::try_from(format!("refs/heads/{branch}")).map_err(|e| Error::InvalidBranchName {
+    let invalid = |source: BoxError| Error::InvalidBranchName {
         name: branch.to_owned(),
-        source: Box::new(e),
-    })
+        source,
+    };
+    if branch.is_empty() || branch == "@" || branch.starts_with('-') {
+        return Err(invalid("not usable as a branch name".into()));
+    }
+    FullName::try_from(format!("refs/heads/{branch}")).map_err(|e| invalid(Box::new(e)))
 }
 
 /// Returns whether `branch` is a valid branch name by git's rules (`git check-ref-format --branch`).
 pub fn is_valid_branch_name(branch: &str) -> bool {
-    // `@` alone and names starting with `-` are valid ref components but not usable branch names.
-    !branch.is_empty()
-        && branch != "@"
-        && !branch.starts_with('-')
-        && branch_ref_name(branch).is_ok()
+    branch_ref_name(branch).is_ok()
 }
 
 /// Creates an empty bare repository at `path` whose `HEAD` points at `refs/heads/<default_branch>`.

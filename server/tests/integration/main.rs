@@ -1,1 +1,9 @@
+//! Integration tests: a real Orbit server on a real port, driven over HTTP (and the binary
+//! itself for the CLI). SQLite by default; PostgreSQL when `ORBIT_TEST_DATABASE_URL` is set, with
+//! a fresh database per test, always through the real migrations.
 
+mod auth;
+mod cli;
+mod common;
+mod permissions;
+mod repos;

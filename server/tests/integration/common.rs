@@ -1,0 +1,407 @@
+//! The test harness: servers, tokens, a JWKS endpoint, and hermetic git.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use josekit::jwk::{Jwk, JwkSet, KeyPair};
+use josekit::jws::{JwsHeader, RS256};
+use josekit::jwt::{self, JwtPayload};
+use orbit_server::auth::token::Hs256;
+use orbit_server::config::Config;
+use orbit_server::AppState;
+use reqwest::{Method, StatusCode};
+use sea_orm::ConnectionTrait;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// The HS256 secret of test servers.
+pub const SECRET: &str = "orbit-test-secret-0123456789abcdef0123456789";
+/// The internal token of test servers.
+pub const INTERNAL: &str = "orbit-test-internal-token";
+/// The identity provider of test servers with RS256.
+pub const DOMAIN: &str = "idp.orbit.test";
+/// The audience of test servers with RS256.
+pub const AUDIENCE: &str = "https://api.orbit.test";
+
+/// How a request authenticates.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// Nothing.
+    None,
+    /// `Authorization: Bearer <jwt>`.
+    Bearer(String),
+    /// `X-Internal-Token`.
+    Internal(String),
+    /// A raw `Authorization` value.
+    Raw(String),
+}
+
+/// Options of [`TestServer::start_with`].
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Extra environment for the configuration.
+    pub env: Vec<(String, String)>,
+    /// Leave `INTERNAL_SERVICE_TOKEN` unset.
+    pub no_internal_token: bool,
+    /// Minimum time between JWKS refreshes.
+    pub jwks_min_refresh: Option<Duration>,
+}
+
+/// A server on 127.0.0.1 with its own data directory and database.
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub dir: tempfile::TempDir,
+    hs: Hs256,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A fresh database: a new PostgreSQL database when `ORBIT_TEST_DATABASE_URL` is set, else
+/// SQLite in `dir`.
+pub async fn fresh_database_url(dir: &Path) -> String {
+    match std::env::var("ORBIT_TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        Some(admin) => {
+            let name = format!("orbit_test_{}", Uuid::new_v4().simple());
+            let conn = sea_orm::Database::connect(admin.as_str())
+                .await
+                .expect("connect to ORBIT_TEST_DATABASE_URL");
+            conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("create test database");
+            let _ = conn.close().await;
+            let mut url = reqwest::Url::parse(&admin).expect("ORBIT_TEST_DATABASE_URL is a URL");
+            url.set_path(&format!("/{name}"));
+            url.to_string()
+        }
+        None => orbit_server::config::sqlite_url(&dir.join("orbit.db")),
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut env: HashMap<String, String> = HashMap::new();
+        env.insert("ORBIT_DATA_DIR".into(), dir.path().display().to_string());
+        env.insert("DATABASE_URL".into(), fresh_database_url(dir.path()).await);
+        env.insert("AUTH_COOKIE_SECRET".into(), SECRET.into());
+        if !opts.no_internal_token {
+            env.insert("INTERNAL_SERVICE_TOKEN".into(), INTERNAL.into());
+        }
+        env.insert("RUST_LOG".into(), "warn".into());
+        for (k, v) in &opts.env {
+            env.insert(k.clone(), v.clone());
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        env.insert("PUBLIC_BASE_URL".into(), format!("http://{addr}"));
+        let mut config = Config::from_lookup(|k| env.get(k).cloned()).expect("test config");
+        if let Some(d) = opts.jwks_min_refresh {
+            config.jwks_refresh_min_interval = d;
+        }
+        config.jwks_fetch_timeout = Duration::from_secs(2);
+        let (state, _) = orbit_server::startup::prepare(config)
+            .await
+            .expect("startup");
+        let app = orbit_server::app(state.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        TestServer {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
+            state,
+            dir,
+            hs: Hs256::new(SECRET.as_bytes()).expect("hs256"),
+            task,
+        }
+    }
+
+    /// An HS256 token for `user` with full rights.
+    pub fn token(&self, user: Uuid) -> String {
+        self.hs
+            .mint(user, None, Duration::from_secs(600))
+            .expect("mint")
+    }
+
+    /// An HS256 token for `user` restricted by `scope`.
+    pub fn scoped(&self, user: Uuid, scope: &str) -> String {
+        self.hs
+            .mint(user, Some(scope), Duration::from_secs(600))
+            .expect("mint")
+    }
+
+    /// Sends a request; returns the status, headers and the JSON body (or `Value::Null`).
+    pub async fn send(&self, method: Method, path: &str, auth: &Auth, body: Option<Value>) -> Resp {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
+        req = match auth {
+            Auth::None => req,
+            Auth::Bearer(t) => req.bearer_auth(t),
+            Auth::Internal(t) => req.header("x-internal-token", t),
+            Auth::Raw(v) => req.header("authorization", v),
+        };
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Resp::read(req.send().await.expect("request")).await
+    }
+
+    pub async fn get(&self, path: &str, auth: &Auth) -> Resp {
+        self.send(Method::GET, path, auth, None).await
+    }
+
+    /// Creates a repository as `owner` and returns its JSON.
+    pub async fn create_repo(&self, owner: Uuid, org: Uuid, name: &str, visibility: &str) -> Value {
+        let r = self
+            .send(
+                Method::POST,
+                "/repos",
+                &Auth::Bearer(self.token(owner)),
+                Some(
+                    json!({"orgId": org, "projectId": org, "name": name, "visibility": visibility}),
+                ),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "create {name}: {}", r.body);
+        r.body
+    }
+
+    /// Gives `user` `role` on `org/name`, as `owner`.
+    pub async fn add_collaborator(
+        &self,
+        owner: Uuid,
+        org: Uuid,
+        name: &str,
+        user: Uuid,
+        role: &str,
+    ) {
+        let r = self
+            .send(
+                Method::PUT,
+                &format!("/repos/{org}/{name}/collaborators/{user}"),
+                &Auth::Bearer(self.token(owner)),
+                Some(json!({ "role": role })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "add collaborator: {}", r.body);
+    }
+
+    /// The on-disk path of a repository, from the admin API.
+    pub async fn repo_path(&self, id: &str) -> PathBuf {
+        let r = self
+            .get(
+                &format!("/admin/repos/{id}"),
+                &Auth::Internal(INTERNAL.into()),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        self.state
+            .config
+            .storage_root
+            .join(r.body["storagePath"].as_str().expect("storagePath"))
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    async fn read(r: reqwest::Response) -> Self {
+        let status = r.status();
+        let headers = r.headers().clone();
+        let bytes = r.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!(
+                    "{status}: body is not JSON: {:?}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
+        };
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Asserts the error envelope with `status` and `code`.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(self.body["error"]["code"], code, "body: {}", self.body);
+        assert!(
+            self.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{}",
+            self.body
+        );
+        assert!(self.body["error"].get("details").is_some(), "{}", self.body);
+    }
+}
+
+/// An RSA signing key published in a [`JwksServer`].
+pub struct RsaKey {
+    pub kid: String,
+    signer: josekit::jws::alg::rsassa::RsassaJwsSigner,
+    pub public: Jwk,
+}
+
+impl RsaKey {
+    pub fn generate(kid: &str) -> Self {
+        let pair = RS256.generate_key_pair(2048).expect("rsa keygen");
+        let mut public = pair.to_jwk_public_key();
+        public.set_key_id(kid);
+        public.set_algorithm("RS256");
+        public.set_key_use("sig");
+        let mut private = pair.to_jwk_private_key();
+        private.set_key_id(kid);
+        Self {
+            kid: kid.to_owned(),
+            signer: RS256.signer_from_jwk(&private).expect("signer"),
+            public,
+        }
+    }
+
+    /// Signs `claims` with this key, `kid` in the header (when `with_kid`).
+    pub fn sign(&self, claims: Value, with_kid: bool) -> String {
+        let mut header = JwsHeader::new();
+        header.set_token_type("JWT");
+        if with_kid {
+            header.set_key_id(&self.kid);
+        }
+        let map = claims.as_object().expect("claims object").clone();
+        let payload = JwtPayload::from_map(map).expect("payload");
+        jwt::encode_with_signer(&payload, &header, &self.signer).expect("sign")
+    }
+}
+
+/// Standard valid RS256 claims for `user`.
+pub fn rs_claims(user: Uuid) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    json!({"sub": user.to_string(), "aud": [AUDIENCE, "other"], "iss": format!("https://{DOMAIN}/"),
+           "iat": now, "exp": now + 600})
+}
+
+/// A JWKS endpoint on 127.0.0.1 whose keys can change, counting fetches.
+pub struct JwksServer {
+    pub url: String,
+    keys: Arc<Mutex<Vec<Jwk>>>,
+    hits: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for JwksServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl JwksServer {
+    pub async fn start(keys: Vec<Jwk>) -> Self {
+        let keys = Arc::new(Mutex::new(keys));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let (k, h) = (keys.clone(), hits.clone());
+        let app = axum::Router::new().route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || {
+                let (k, h) = (k.clone(), h.clone());
+                async move {
+                    h.fetch_add(1, Ordering::SeqCst);
+                    let mut set = JwkSet::new();
+                    for jwk in k.lock().expect("lock").iter() {
+                        set.push_key(jwk.clone());
+                    }
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        set.to_string(),
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        JwksServer {
+            url: format!("http://{addr}/.well-known/jwks.json"),
+            keys,
+            hits,
+            task,
+        }
+    }
+
+    pub fn set_keys(&self, keys: Vec<Jwk>) {
+        *self.keys.lock().expect("lock") = keys;
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    /// Environment for a server that trusts this endpoint.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AUTH0_DOMAIN".into(), DOMAIN.into()),
+            ("AUTH0_AUDIENCE".into(), AUDIENCE.into()),
+            ("AUTH_JWKS_URL".into(), self.url.clone()),
+        ]
+    }
+}
+
+/// A hermetic git command (no user or system config), for inspecting what the server stored.
+pub fn git(dir: &Path, home: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new("git");
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("LC_ALL", "C")
+        .current_dir(dir);
+    cmd
+}
+
+/// Runs a git command and returns its trimmed stdout; panics with stderr on failure.
+pub fn git_out(dir: &Path, home: &Path, args: &[&str]) -> String {
+    let out = git(dir, home).args(args).output().expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
