@@ -37,8 +37,9 @@ pub fn app(state: AppState) -> Router {
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(cors)
+        // Inside CORS, so a 500 from a panic still carries the CORS headers.
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(cors)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

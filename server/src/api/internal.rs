@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::extract::Json;
-use super::repos::{create_repository, validate_name, NewRepo, RepoDto, Visibility};
+use super::repos::{create_repository, NewRepo, RepoDto, Visibility};
 use crate::auth::Internal;
 use crate::state::AppState;
 use crate::store::{self, audit::Actor};
@@ -37,32 +37,26 @@ async fn create_internal_repo(
     _internal: Internal,
     Json(body): Json<InternalCreate>,
 ) -> Result<JsonOut<RepoDto>, ApiError> {
-    validate_name(&body.name)?;
-    if let Some(existing) = store::repos::find_live(&state.db, body.org_id, &body.name).await? {
-        return same_owner(existing, body.owner_id, &state);
+    let new = NewRepo::validated(
+        body.org_id,
+        body.project_id,
+        body.owner_id,
+        body.name,
+        body.visibility,
+        body.description,
+        body.default_branch,
+    )?;
+    let (org_id, owner_id, name) = (new.org_id, new.owner_id, new.name.clone());
+    if let Some(existing) = store::repos::find_live(&state.db, org_id, &name).await? {
+        return same_owner(existing, owner_id, &state);
     }
-    let default_branch = body.default_branch.unwrap_or_else(|| "main".to_owned());
-    if !gitcore::storage::is_valid_branch_name(&default_branch) {
-        return Err(ApiError::validation(format!(
-            "defaultBranch: {default_branch:?} is not a valid branch name"
-        )));
-    }
-    let new = NewRepo {
-        org_id: body.org_id,
-        project_id: body.project_id,
-        owner_id: body.owner_id,
-        name: body.name.clone(),
-        description: body.description,
-        visibility: body.visibility,
-        default_branch,
-    };
     let actor = Actor::default();
     match create_repository(&state, new, actor, "internal").await {
         Ok(created) => Ok(JsonOut(RepoDto::new(created, &state.config))),
         Err(e) if e.status() == axum::http::StatusCode::CONFLICT => {
             // Lost a race with an identical call: answer what won, if it is the same owner's.
-            match store::repos::find_live(&state.db, body.org_id, &body.name).await? {
-                Some(existing) => same_owner(existing, body.owner_id, &state),
+            match store::repos::find_live(&state.db, org_id, &name).await? {
+                Some(existing) => same_owner(existing, owner_id, &state),
                 None => Err(e),
             }
         }

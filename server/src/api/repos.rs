@@ -149,6 +149,35 @@ pub struct NewRepo {
     pub default_branch: String,
 }
 
+impl NewRepo {
+    /// Validates the parts of a new repository; the default branch defaults to `main`.
+    pub fn validated(
+        org_id: Uuid,
+        project_id: Uuid,
+        owner_id: Uuid,
+        name: String,
+        visibility: Visibility,
+        description: Option<String>,
+        default_branch: Option<String>,
+    ) -> Result<Self, ApiError> {
+        validate_name(&name)?;
+        if let Some(d) = &description {
+            validate_description(d)?;
+        }
+        let default_branch = default_branch.unwrap_or_else(|| "main".to_owned());
+        validate_branch(&default_branch)?;
+        Ok(Self {
+            org_id,
+            project_id,
+            owner_id,
+            name,
+            description,
+            visibility,
+            default_branch,
+        })
+    }
+}
+
 /// Storage path of a repository, relative to the storage root: `ab/<uuid>.git`.
 fn storage_path_for(id: Uuid) -> String {
     let simple = id.simple().to_string();
@@ -287,29 +316,23 @@ async fn create_repo(
     Json(body): Json<CreateRepo>,
 ) -> Result<JsonOut<RepoDto>, ApiError> {
     let identity = caller.require()?;
-    validate_name(&body.name)?;
+    let new = NewRepo::validated(
+        body.org_id,
+        body.project_id,
+        identity.user_id,
+        body.name,
+        body.visibility,
+        body.description,
+        body.default_branch,
+    )?;
     if let Some(scopes) = &identity.scopes {
-        if !scopes.allows(body.org_id, &body.name, Access::Write) {
+        if !scopes.allows(new.org_id, &new.name, Access::Write) {
             return Err(ApiError::forbidden(format!(
                 "this token's scopes do not allow creating {}/{}",
-                body.org_id, body.name
+                new.org_id, new.name
             )));
         }
     }
-    let default_branch = body.default_branch.unwrap_or_else(|| "main".to_owned());
-    validate_branch(&default_branch)?;
-    if let Some(d) = &body.description {
-        validate_description(d)?;
-    }
-    let new = NewRepo {
-        org_id: body.org_id,
-        project_id: body.project_id,
-        owner_id: identity.user_id,
-        name: body.name,
-        description: body.description,
-        visibility: body.visibility,
-        default_branch,
-    };
     let actor = Actor {
         user_id: Some(identity.user_id),
         agent_id: None,

@@ -30,7 +30,7 @@ pub struct Secret {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The secret file could not be read or written.
-    #[error("could not read or create the HS256 secret file {path}")]
+    #[error("could not read or create the HS256 secret file {path}: {source}")]
     Io {
         /// The file.
         path: PathBuf,

@@ -230,6 +230,7 @@ async fn bad_requests_answer_the_envelope() {
         ("bad limit", c.get(format!("{url}?limit=0")).bearer_auth(&t), 400, "VALIDATION_ERROR", Some("limit")),
         ("limit over max", c.get(format!("{url}?limit=501")).bearer_auth(&t), 400, "VALIDATION_ERROR", Some("limit")),
         ("limit not a number", c.get(format!("{url}?limit=lots")).bearer_auth(&t), 400, "VALIDATION_ERROR", Some("limit")),
+        ("offset too large", c.get(format!("{url}?offset=18446744073709551615")).bearer_auth(&t), 400, "VALIDATION_ERROR", Some("offset")),
         ("unknown route", c.get(format!("{}/nope/nope", srv.base)), 404, "NOT_FOUND", None),
         ("unknown v1 route", c.get(format!("{}/v1/nope", srv.base)), 404, "NOT_FOUND", None),
         ("wrong method", c.put(format!("{}/health", srv.base)), 405, "METHOD_NOT_ALLOWED", None),
@@ -535,6 +536,27 @@ async fn internal_create_is_idempotent_and_admin_sees_storage() {
     srv.send(Method::POST, "/internal/repos", &it, Some(other_owner))
         .await
         .assert_error(409, "CONFLICT");
+    for (field, value) in [
+        ("defaultBranch", json!("b".repeat(300))),
+        ("defaultBranch", json!("a..b")),
+        ("description", json!("d".repeat(5000))),
+    ] {
+        let mut bad = body.clone();
+        bad["name"] = json!("other");
+        bad[field] = value;
+        let r = srv
+            .send(Method::POST, "/internal/repos", &it, Some(bad))
+            .await;
+        r.assert_error(400, "VALIDATION_ERROR");
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .expect("msg")
+                .contains(field),
+            "{}",
+            r.body
+        );
+    }
     let mut bad = body.clone();
     bad["name"] = json!("../escape");
     srv.send(Method::POST, "/internal/repos", &it, Some(bad))
