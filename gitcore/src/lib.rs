@@ -1,10 +1,19 @@
 //! Git on gix for Orbit.
 //!
-//! This crate is the git half of Orbit: repository storage today, and the native smart-HTTP
-//! protocol (upload-pack, receive-pack), pack generation and ingestion, and repository reads as
-//! they land. It knows nothing of HTTP, async runtimes, databases or serde: it works on paths,
-//! `impl Read`/`impl Write` and gix repository handles, so it can be tested and benchmarked alone.
+//! This crate is the git half of Orbit: repository storage, the native smart-HTTP protocol
+//! (upload-pack for clone and fetch, receive-pack for push), pack generation and ingestion. It
+//! knows nothing of HTTP, async runtimes, databases or serde: it works on paths, `impl Read` /
+//! `impl Write` and gix repository handles, so it can be tested and benchmarked alone.
 //!
 //! It never runs the `git` executable.
 
+pub mod advertise;
+pub mod fsck;
+pub mod pack;
+pub mod pkt;
+pub mod receive_pack;
+pub mod refs;
 pub mod storage;
+pub mod upload_pack;
+
+pub use gix::ObjectId;

@@ -76,6 +76,12 @@ pub struct Config {
     pub jwks_fetch_timeout: Duration,
     /// Largest accepted REST request body, in bytes.
     pub max_json_body_bytes: usize,
+    /// `GIT_MAX_PACK_BYTES`: largest pack a push may send.
+    pub git_max_pack_bytes: u64,
+    /// `GIT_MAX_OBJECT_BYTES`: largest object (inflated) a push may contain.
+    pub git_max_object_bytes: usize,
+    /// `GIT_MAX_REF_UPDATES`: most ref updates in one push.
+    pub git_max_ref_updates: usize,
 }
 
 impl Config {
@@ -255,7 +261,26 @@ impl Config {
             )
         })?;
 
+        let number = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(var) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| err(var, format!("{v:?} is not a positive whole number"))),
+            }
+        };
+        let git_max_pack_bytes = number("GIT_MAX_PACK_BYTES", 2 << 30)?;
+        let git_max_object_bytes = usize::try_from(number("GIT_MAX_OBJECT_BYTES", 512 << 20)?)
+            .map_err(|_| err("GIT_MAX_OBJECT_BYTES", "too large"))?;
+        let git_max_ref_updates = usize::try_from(number("GIT_MAX_REF_UPDATES", 1000)?)
+            .map_err(|_| err("GIT_MAX_REF_UPDATES", "too large"))?;
+
         Ok(Config {
+            git_max_pack_bytes,
+            git_max_object_bytes,
+            git_max_ref_updates,
             data_dir,
             database_url,
             storage_root,

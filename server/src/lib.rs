@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod git_http;
 pub mod startup;
 pub mod state;
 pub mod store;
@@ -34,6 +35,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(routes.clone())
         .nest("/v1", routes)
+        .merge(git_http::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -1,0 +1,639 @@
+//! receive-pack: one push. Commands are parsed, the pack is indexed into a quarantine directory,
+//! checked (checksum, object validity, connectivity, fsck-style tree rules, ref names), moved into
+//! place, and then each reference moves by compare-and-swap (or all of them, with `atomic`).
+//! Nothing becomes visible to readers before every check passed.
+
+use std::collections::HashSet;
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use gix::objs::{Exists as _, Find as _};
+use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+use gix::refs::{FullName, Target};
+use gix::ObjectId;
+
+use crate::pkt::{self, Line};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Errors that end a push before any report could be written.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The commands could not be read.
+    #[error("receive-pack: bad request")]
+    Read(#[from] pkt::ReadError),
+    /// The request is not what the protocol allows.
+    #[error("receive-pack: {0}")]
+    Protocol(String),
+    /// The repository could not be opened.
+    #[error("receive-pack: could not open the repository")]
+    Open(#[source] BoxError),
+    /// Writing the report failed (the client went away).
+    #[error("receive-pack: could not write the report")]
+    Io(#[from] io::Error),
+}
+
+/// One ref update requested by the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// The value the client believes the ref has (zero: must not exist).
+    pub old: ObjectId,
+    /// The new value (zero: delete).
+    pub new: ObjectId,
+    /// The full ref name.
+    pub name: String,
+}
+
+impl Command {
+    /// Whether this deletes the ref.
+    pub fn is_delete(&self) -> bool {
+        self.new.is_null()
+    }
+}
+
+/// The result of one command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefResult {
+    /// The command.
+    pub command: Command,
+    /// `None` when the ref moved; otherwise why not (as shown to the user).
+    pub error: Option<String>,
+}
+
+/// Limits and policy of a push.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Largest accepted pack, in bytes.
+    pub max_pack_bytes: u64,
+    /// Largest accepted object (inflated), in bytes.
+    pub max_object_bytes: usize,
+    /// Most ref updates in one push.
+    pub max_ref_updates: usize,
+    /// When set, every update is refused with this reason (e.g. an archived repository).
+    pub read_only: Option<String>,
+    /// Threads for indexing; `None` for all cores.
+    pub thread_limit: Option<usize>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            max_pack_bytes: 2 << 30,
+            max_object_bytes: 512 << 20,
+            max_ref_updates: 1000,
+            read_only: None,
+            thread_limit: None,
+        }
+    }
+}
+
+/// What a push did.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Per command results, in request order.
+    pub results: Vec<RefResult>,
+    /// `push-options` sent by the client.
+    pub push_options: Vec<String>,
+    /// Why the pack was refused, if it was.
+    pub unpack_error: Option<String>,
+}
+
+impl Outcome {
+    /// The commands that took effect.
+    pub fn updated(&self) -> impl Iterator<Item = &Command> {
+        self.results
+            .iter()
+            .filter(|r| r.error.is_none())
+            .map(|r| &r.command)
+    }
+}
+
+struct Request {
+    commands: Vec<Command>,
+    caps: HashSet<String>,
+    push_options: Vec<String>,
+}
+
+fn parse_commands<R: Read>(reader: &mut pkt::Reader<R>) -> Result<Request, Error> {
+    let mut req = Request {
+        commands: Vec::new(),
+        caps: HashSet::new(),
+        push_options: Vec::new(),
+    };
+    loop {
+        let line = match reader.line_or_eof()? {
+            None | Some(Line::Flush) => break,
+            Some(Line::Data(l)) => l,
+            Some(other) => {
+                return Err(Error::Protocol(format!(
+                    "unexpected {other:?} among commands"
+                )))
+            }
+        };
+        let (cmd, caps) = match line.iter().position(|b| *b == 0) {
+            Some(i) => (&line[..i], Some(&line[i + 1..])),
+            None => (&line[..], None),
+        };
+        if let Some(caps) = caps {
+            req.caps = String::from_utf8_lossy(caps)
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if cmd.starts_with(b"shallow ") {
+            return Err(Error::Protocol(
+                "pushing from a shallow clone is not supported".into(),
+            ));
+        }
+        let text =
+            std::str::from_utf8(cmd).map_err(|_| Error::Protocol("command is not UTF-8".into()))?;
+        let mut parts = text.splitn(3, ' ');
+        let (Some(old), Some(new), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(Error::Protocol(format!("malformed command {text:?}")));
+        };
+        let oid = |h: &str| {
+            ObjectId::from_hex(h.as_bytes())
+                .map_err(|_| Error::Protocol(format!("invalid object id {h:?}")))
+        };
+        req.commands.push(Command {
+            old: oid(old)?,
+            new: oid(new)?,
+            name: name.to_owned(),
+        });
+    }
+    if !req.commands.is_empty() && req.caps.contains("push-options") {
+        loop {
+            match reader.line_or_eof()? {
+                None | Some(Line::Flush) => break,
+                Some(Line::Data(l)) => req
+                    .push_options
+                    .push(String::from_utf8_lossy(&l).into_owned()),
+                Some(other) => {
+                    return Err(Error::Protocol(format!(
+                        "unexpected {other:?} among push options"
+                    )))
+                }
+            }
+        }
+    }
+    Ok(req)
+}
+
+/// Checks a ref name: valid per `git check-ref-format`, and under `refs/heads/` or `refs/tags/`.
+pub fn check_ref_name(name: &str) -> Result<(), String> {
+    if !(name.starts_with("refs/heads/") || name.starts_with("refs/tags/")) {
+        return Err("only refs/heads/* and refs/tags/* may be pushed".into());
+    }
+    FullName::try_from(name).map_err(|_| "invalid ref name".to_owned())?;
+    let short = name
+        .trim_start_matches("refs/heads/")
+        .trim_start_matches("refs/tags/");
+    if short.is_empty() || short.starts_with('-') || name.ends_with('/') {
+        return Err("invalid ref name".into());
+    }
+    Ok(())
+}
+
+/// Serves one push from `input` onto `out`, against the bare repository at `repo_path`.
+pub fn serve(
+    repo_path: &Path,
+    input: impl Read,
+    out: impl Write,
+    interrupt: &AtomicBool,
+    options: &Options,
+) -> Result<Outcome, Error> {
+    let mut out = io::BufWriter::new(out);
+    let mut reader = pkt::Reader::new(input);
+    let req = match parse_commands(&mut reader) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = pkt::err(&mut out, &e.to_string());
+            let _ = out.flush();
+            return Err(e);
+        }
+    };
+    if req.commands.is_empty() {
+        return Ok(Outcome::default());
+    }
+    let sideband = req.caps.contains("side-band-64k");
+    let quiet = req.caps.contains("quiet");
+    let repo = crate::storage::open(repo_path).map_err(|e| Error::Open(e.into()))?;
+    let mut outcome = Outcome {
+        push_options: req.push_options.clone(),
+        ..Outcome::default()
+    };
+
+    let needs_pack = req.commands.iter().any(|c| !c.is_delete());
+    let mut input = reader.into_inner();
+    let mut quarantine = None;
+    if needs_pack {
+        match ingest(&repo, &mut input, interrupt, options) {
+            Ok(q) => quarantine = Some(q),
+            Err(reason) => outcome.unpack_error = Some(reason),
+        }
+    }
+    // Drain whatever the client still sends, so it reads our report instead of a broken pipe.
+    let _ = io::copy(&mut input.take(options.max_pack_bytes), &mut io::sink());
+
+    let mut errors: Vec<Option<String>> = vec![None; req.commands.len()];
+    if let Some(reason) = &outcome.unpack_error {
+        errors
+            .iter_mut()
+            .for_each(|e| *e = Some(format!("unpacker error: {reason}")));
+    } else if let Some(reason) = &options.read_only {
+        errors.iter_mut().for_each(|e| *e = Some(reason.clone()));
+    } else if req.commands.len() > options.max_ref_updates {
+        let reason = format!(
+            "too many ref updates in one push (limit {})",
+            options.max_ref_updates
+        );
+        errors.iter_mut().for_each(|e| *e = Some(reason.clone()));
+    } else {
+        let mut seen = HashSet::new();
+        for (cmd, err) in req.commands.iter().zip(errors.iter_mut()) {
+            if let Err(reason) = check_ref_name(&cmd.name) {
+                *err = Some(reason);
+            } else if !seen.insert(cmd.name.clone()) {
+                *err = Some("duplicate ref update".into());
+            } else if !cmd.is_delete() {
+                *err = check_tip(&repo, quarantine.as_ref(), cmd).err();
+            }
+        }
+    }
+    let atomic = req.caps.contains("atomic");
+    if atomic && errors.iter().any(Option::is_some) {
+        for e in errors.iter_mut().filter(|e| e.is_none()) {
+            *e = Some("atomic push failed".into());
+        }
+    }
+    let any_ok = errors.iter().any(Option::is_none);
+    if let Some(q) = quarantine.take() {
+        if any_ok {
+            if let Err(e) = q.publish() {
+                let reason = format!("could not store the pack: {e}");
+                errors.iter_mut().for_each(|x| *x = Some(reason.clone()));
+                outcome.unpack_error = Some(reason);
+            }
+        } else {
+            q.discard();
+        }
+    }
+    update_refs(&repo, &req.commands, &mut errors, atomic);
+    outcome.results = req
+        .commands
+        .iter()
+        .cloned()
+        .zip(errors)
+        .map(|(command, error)| RefResult { command, error })
+        .collect();
+
+    let mut report = Vec::new();
+    match &outcome.unpack_error {
+        None => pkt::text(&mut report, "unpack ok")?,
+        Some(e) => pkt::text(&mut report, &format!("unpack {}", one_line(e)))?,
+    }
+    for r in &outcome.results {
+        match &r.error {
+            None => pkt::text(&mut report, &format!("ok {}", r.command.name))?,
+            Some(e) => pkt::text(
+                &mut report,
+                &format!("ng {} {}", r.command.name, one_line(e)),
+            )?,
+        }
+    }
+    pkt::flush(&mut report)?;
+    if sideband {
+        if !quiet {
+            if let Some(e) = &outcome.unpack_error {
+                pkt::band(
+                    &mut out,
+                    gix_packetline::Channel::Progress,
+                    format!("error: {e}\n").as_bytes(),
+                )?;
+            }
+        }
+        pkt::band(&mut out, gix_packetline::Channel::Data, &report)?;
+        pkt::flush(&mut out)?;
+    } else if req.caps.contains("report-status") || req.caps.contains("report-status-v2") {
+        out.write_all(&report)?;
+    }
+    out.flush()?;
+    Ok(outcome)
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+/// A pack indexed into `objects/incoming-*/pack`, not yet visible.
+struct Quarantine {
+    dir: PathBuf,
+    objects_dir: PathBuf,
+    pack: Option<(PathBuf, PathBuf)>,
+}
+
+impl Quarantine {
+    /// Moves the pack into `objects/pack` (data first, then index) and removes the quarantine.
+    fn publish(mut self) -> io::Result<()> {
+        if let Some((data, index)) = self.pack.take() {
+            let pack_dir = self.objects_dir.join("pack");
+            for file in [&data, &index] {
+                let name = file
+                    .file_name()
+                    .ok_or_else(|| io::Error::other("pack file without a name"))?;
+                std::fs::rename(file, pack_dir.join(name))?;
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        Ok(())
+    }
+
+    fn discard(self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// The quarantine and the repository's objects together.
+    fn odb(&self) -> io::Result<gix::odb::Handle> {
+        gix::odb::at(&self.dir, gix::hash::Kind::Sha1)
+    }
+}
+
+impl Drop for Quarantine {
+    fn drop(&mut self) {
+        if self.pack.is_some() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A reader that fails once more than `limit` bytes were read.
+struct Limited<R> {
+    inner: R,
+    remaining: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.remaining {
+            return Err(io::Error::other(format!(
+                "pack exceeds the maximum size of {} bytes",
+                self.limit
+            )));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Indexes the incoming pack into a fresh quarantine and checks every object in it.
+/// Returns the reason shown to the user on failure; nothing is left behind then.
+fn ingest(
+    repo: &gix::Repository,
+    input: &mut impl Read,
+    interrupt: &AtomicBool,
+    options: &Options,
+) -> Result<Quarantine, String> {
+    let objects_dir = repo.objects.store_ref().path().to_owned();
+    let dir = objects_dir.join(format!("incoming-{}", unique_suffix()));
+    let pack_dir = dir.join("pack");
+    let mut q = Quarantine {
+        dir: dir.clone(),
+        objects_dir: objects_dir.clone(),
+        pack: None,
+    };
+    let setup = || -> io::Result<()> {
+        std::fs::create_dir_all(&pack_dir)?;
+        std::fs::create_dir_all(dir.join("info"))?;
+        let abs = std::fs::canonicalize(&objects_dir)?;
+        std::fs::write(
+            dir.join("info").join("alternates"),
+            format!("{}\n", abs.display()),
+        )
+    };
+    if let Err(e) = setup() {
+        q.discard();
+        return Err(format!("could not create the quarantine: {e}"));
+    }
+    // Mark the quarantine as owned so Drop cleans it on every early return below.
+    q.pack = Some((PathBuf::new(), PathBuf::new()));
+    let mut limited = BufReader::with_capacity(
+        64 * 1024,
+        Limited {
+            inner: input,
+            remaining: options.max_pack_bytes,
+            limit: options.max_pack_bytes,
+        },
+    );
+    let bundle = gix_pack::Bundle::write_to_directory(
+        &mut limited,
+        Some(&pack_dir),
+        &mut gix::progress::Discard,
+        interrupt,
+        Some(repo.objects.clone()),
+        gix::hash::Kind::Sha1,
+        gix_pack::bundle::write::Options {
+            thread_limit: options.thread_limit,
+            iteration_mode: gix_pack::data::input::Mode::Verify,
+            index_version: Default::default(),
+            alloc_limit_bytes: Some(options.max_object_bytes),
+            compression: Default::default(),
+        },
+    )
+    .map_err(|e| pack_error_message(&e))?;
+    if let Some(keep) = &bundle.keep_path {
+        let _ = std::fs::remove_file(keep);
+    }
+    match (bundle.data_path, bundle.index_path) {
+        (Some(data), Some(index)) => {
+            check_objects(&q, &index)?;
+            q.pack = Some((data, index));
+        }
+        _ => q.pack = None,
+    }
+    Ok(q)
+}
+
+fn pack_error_message(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    if msg.contains("maximum size") {
+        // The size limit is the cause worth showing.
+        if let Some(i) = msg.find("pack exceeds") {
+            return msg[i..].to_owned();
+        }
+    }
+    format!("invalid pack: {msg}")
+}
+
+fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{nanos:x}", std::process::id())
+}
+
+/// Every object of the new pack decodes, passes the fsck rules, and links only to objects that
+/// exist (in the pack or the repository).
+fn check_objects(q: &Quarantine, index_path: &Path) -> Result<(), String> {
+    let index = gix_pack::index::File::at(index_path, gix::hash::Kind::Sha1)
+        .map_err(|e| format!("unreadable index: {e}"))?;
+    let odb = q
+        .odb()
+        .map_err(|e| format!("could not open the quarantine: {e}"))?;
+    let mut buf = Vec::new();
+    for entry in index.iter() {
+        let id = entry.oid;
+        let data = odb
+            .try_find(&id, &mut buf)
+            .map_err(|e| format!("object {id} is unreadable: {e}"))?
+            .ok_or_else(|| format!("object {id} is missing"))?;
+        let kind = data.kind;
+        let object = data
+            .decode()
+            .map_err(|e| format!("object {id} is malformed: {e}"))?;
+        let missing = |link: &gix::oid| -> Result<(), String> {
+            if odb.exists(link) {
+                Ok(())
+            } else {
+                Err(format!("object {id} links to missing object {link}"))
+            }
+        };
+        match object {
+            gix::objs::ObjectRef::Commit(c) => {
+                missing(&c.tree())?;
+                for p in c.parents() {
+                    missing(&p)?;
+                }
+            }
+            gix::objs::ObjectRef::Tree(t) => {
+                crate::fsck::check_tree(&t).map_err(|e| format!("tree {id}: {e}"))?;
+                for e in &t.entries {
+                    if !e.mode.is_commit() {
+                        missing(e.oid)?;
+                    }
+                }
+            }
+            gix::objs::ObjectRef::Tag(t) => {
+                missing(&t.target())?;
+            }
+            gix::objs::ObjectRef::Blob(_) => {}
+        }
+        let _ = kind;
+    }
+    Ok(())
+}
+
+/// The new value of a non-delete command exists, and branches point at commits.
+fn check_tip(repo: &gix::Repository, q: Option<&Quarantine>, cmd: &Command) -> Result<(), String> {
+    let exists = match q.map(Quarantine::odb) {
+        Some(Ok(odb)) => odb.exists(&cmd.new),
+        _ => repo.objects.exists(&cmd.new),
+    };
+    if !exists {
+        return Err(format!(
+            "missing necessary objects ({} is not in the pack)",
+            cmd.new
+        ));
+    }
+    if cmd.name.starts_with("refs/heads/") {
+        let is_commit = match q.map(Quarantine::odb) {
+            Some(Ok(odb)) => {
+                let mut buf = Vec::new();
+                matches!(odb.try_find(&cmd.new, &mut buf), Ok(Some(d)) if d.kind == gix::objs::Kind::Commit)
+            }
+            _ => repo.find_commit(cmd.new).is_ok(),
+        };
+        if !is_commit {
+            return Err("branches must point at commits".into());
+        }
+    }
+    Ok(())
+}
+
+fn edit_for(cmd: &Command) -> Result<RefEdit, String> {
+    let name = FullName::try_from(cmd.name.as_str()).map_err(|_| "invalid ref name".to_owned())?;
+    let log = LogChange {
+        mode: RefLog::AndReference,
+        force_create_reflog: false,
+        message: "push".into(),
+    };
+    let expected = |old: ObjectId| {
+        if old.is_null() {
+            PreviousValue::MustNotExist
+        } else {
+            PreviousValue::MustExistAndMatch(Target::Object(old))
+        }
+    };
+    let change = if cmd.is_delete() {
+        Change::Delete {
+            expected: expected(cmd.old),
+            log: RefLog::AndReference,
+        }
+    } else {
+        Change::Update {
+            log,
+            expected: expected(cmd.old),
+            new: Target::Object(cmd.new),
+        }
+    };
+    Ok(RefEdit {
+        change,
+        name,
+        deref: false,
+    })
+}
+
+/// Moves refs by compare-and-swap: one transaction per ref, or one for all with `atomic`.
+fn update_refs(
+    repo: &gix::Repository,
+    commands: &[Command],
+    errors: &mut [Option<String>],
+    atomic: bool,
+) {
+    let reason = |e: &dyn std::error::Error| {
+        let text = pack_error_message(e);
+        if text.contains("lock") {
+            "failed to lock (another push is updating this ref; fetch first)".to_owned()
+        } else {
+            "stale info: the ref changed since you fetched (fetch first)".to_owned()
+        }
+    };
+    if atomic {
+        if errors.iter().any(Option::is_some) {
+            return;
+        }
+        let edits: Result<Vec<RefEdit>, String> = commands.iter().map(edit_for).collect();
+        let result = edits.and_then(|edits| {
+            repo.edit_references_as(edits, None)
+                .map(|_| ())
+                .map_err(|e| reason(&*Box::<dyn std::error::Error + Send + Sync>::from(e)))
+        });
+        if let Err(r) = result {
+            errors.iter_mut().for_each(|e| *e = Some(r.clone()));
+        }
+        return;
+    }
+    for (cmd, err) in commands.iter().zip(errors.iter_mut()) {
+        if err.is_some() {
+            continue;
+        }
+        let result = edit_for(cmd).and_then(|edit| {
+            repo.edit_references_as(Some(edit), None)
+                .map(|_| ())
+                .map_err(|e| reason(&*Box::<dyn std::error::Error + Send + Sync>::from(e)))
+        });
+        if let Err(r) = result {
+            *err = Some(r);
+        }
+    }
+}

@@ -1,0 +1,541 @@
+//! upload-pack: one stateless request of a clone or fetch, in protocol v0 (smart-HTTP
+//! stateless RPC with `multi_ack_detailed`) or v2 (`ls-refs`, `fetch`).
+//!
+//! Each call reads one request and writes one response; the HTTP layer calls it once per POST.
+//! Negotiation keeps no state between requests: as in git's stateless RPC, the client resends
+//! its wants and the haves found common so far.
+
+use std::collections::HashSet;
+use std::io::{BufWriter, Read, Write};
+use std::sync::atomic::AtomicBool;
+
+use gix::ObjectId;
+
+use crate::pkt::{self, Line, SideBand};
+use crate::refs::Snapshot;
+
+/// Errors of [`serve`]. Their text is shown to the git user (on band 3 or in an `ERR` line).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request could not be read.
+    #[error("upload-pack: bad request")]
+    Read(#[from] pkt::ReadError),
+    /// The request is not what the protocol allows.
+    #[error("upload-pack: {0}")]
+    Protocol(String),
+    /// A want names something the client may not have.
+    #[error("upload-pack: not our ref {0}")]
+    NotOurRef(ObjectId),
+    /// Reading references failed.
+    #[error("upload-pack: could not read references")]
+    Refs(#[from] crate::refs::Error),
+    /// Generating the pack failed.
+    #[error("upload-pack: could not send the pack")]
+    Pack(#[from] crate::pack::Error),
+    /// Writing the response failed (the client went away).
+    #[error("upload-pack: could not write the response")]
+    Io(#[from] std::io::Error),
+}
+
+/// Protocol version of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Protocol v0/v1.
+    V0,
+    /// Protocol v2.
+    V2,
+}
+
+/// Knobs of [`serve`].
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Threads for pack generation; `None` for all cores.
+    pub thread_limit: Option<usize>,
+}
+
+/// What a request did, for logs and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Whether a pack was sent.
+    pub sent_pack: bool,
+    /// Objects in that pack.
+    pub objects: usize,
+    /// The v2 command served (`ls-refs`, `fetch`), or `upload-pack` for v0.
+    pub command: String,
+}
+
+/// Serves one upload-pack request from `input` onto `out`.
+pub fn serve(
+    repo: &gix::Repository,
+    protocol: Protocol,
+    input: impl Read,
+    out: impl Write,
+    interrupt: &AtomicBool,
+    options: &Options,
+) -> Result<Outcome, Error> {
+    let mut out = BufWriter::with_capacity(pkt::MAX_BAND_DATA, out);
+    let result = match protocol {
+        Protocol::V0 => serve_v0(repo, pkt::Reader::new(input), &mut out, interrupt, options),
+        Protocol::V2 => serve_v2(repo, pkt::Reader::new(input), &mut out, interrupt, options),
+    };
+    match result {
+        Ok(outcome) => {
+            out.flush()?;
+            Ok(outcome)
+        }
+        Err(Failure::BeforePack(e)) => {
+            // Nothing of a pack went out yet: an ERR line is what git shows best.
+            let _ = pkt::err(&mut out, &e.to_string());
+            let _ = out.flush();
+            Err(e)
+        }
+        Err(Failure::InPack(e, sideband)) => {
+            if sideband {
+                let _ = pkt::band(
+                    &mut out,
+                    gix_packetline::Channel::Error,
+                    format!("{e}\n").as_bytes(),
+                );
+            }
+            let _ = out.flush();
+            Err(e)
+        }
+    }
+}
+
+enum Failure {
+    BeforePack(Error),
+    /// The bool: whether side-band is in use (to report on band 3).
+    InPack(Error, bool),
+}
+
+impl<E: Into<Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::BeforePack(e.into())
+    }
+}
+
+fn parse_oid(hex: &[u8]) -> Result<ObjectId, Error> {
+    ObjectId::from_hex(hex).map_err(|_| {
+        Error::Protocol(format!(
+            "invalid object id {:?}",
+            String::from_utf8_lossy(hex)
+        ))
+    })
+}
+
+/// The negotiation state of one request.
+#[derive(Default)]
+struct Request {
+    wants: Vec<ObjectId>,
+    haves: Vec<ObjectId>,
+    done: bool,
+    caps: HashSet<String>,
+}
+
+impl Request {
+    fn has(&self, cap: &str) -> bool {
+        self.caps.contains(cap)
+    }
+}
+
+fn unsupported(what: &str) -> Error {
+    Error::Protocol(format!("{what} is not supported by this server yet"))
+}
+
+fn serve_v0<R: Read, W: Write>(
+    repo: &gix::Repository,
+    mut reader: pkt::Reader<R>,
+    out: &mut W,
+    interrupt: &AtomicBool,
+    options: &Options,
+) -> Result<Outcome, Failure> {
+    let mut req = Request::default();
+    // Wants (and shallow/deepen/filter lines) up to the first flush.
+    loop {
+        match reader.line_or_eof()? {
+            None | Some(Line::Flush) => break,
+            Some(Line::Data(line)) => {
+                if let Some(rest) = line.strip_prefix(b"want ") {
+                    let (hex, caps) = match rest.iter().position(|b| *b == b' ') {
+                        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+                        None => (rest, None),
+                    };
+                    req.wants.push(parse_oid(hex)?);
+                    if let Some(caps) = caps {
+                        if req.caps.is_empty() {
+                            req.caps = String::from_utf8_lossy(caps)
+                                .split(' ')
+                                .map(str::to_owned)
+                                .collect();
+                        }
+                    }
+                } else if line.starts_with(b"shallow ") || line.starts_with(b"deepen") {
+                    return Err(unsupported("shallow fetching").into());
+                } else if line.starts_with(b"filter ") {
+                    return Err(unsupported("partial clone (filter)").into());
+                } else {
+                    return Err(Error::Protocol(format!(
+                        "unexpected line {:?}",
+                        String::from_utf8_lossy(&line)
+                    ))
+                    .into());
+                }
+            }
+            Some(other) => return Err(Error::Protocol(format!("unexpected {other:?}")).into()),
+        }
+    }
+    if req.wants.is_empty() {
+        // `git ls-remote` style: nothing wanted, nothing to send.
+        return Ok(Outcome {
+            command: "upload-pack".into(),
+            ..Outcome::default()
+        });
+    }
+    // Haves, up to `done` or the end of this round.
+    loop {
+        match reader.line_or_eof()? {
+            None | Some(Line::Flush) => break,
+            Some(Line::Data(line)) => {
+                if line == b"done" {
+                    req.done = true;
+                    break;
+                } else if let Some(hex) = line.strip_prefix(b"have ") {
+                    req.haves.push(parse_oid(hex)?);
+                } else {
+                    return Err(Error::Protocol(format!(
+                        "unexpected line {:?}",
+                        String::from_utf8_lossy(&line)
+                    ))
+                    .into());
+                }
+            }
+            Some(other) => return Err(Error::Protocol(format!("unexpected {other:?}")).into()),
+        }
+    }
+    let snapshot = Snapshot::read(repo)?;
+    check_wants(repo, &snapshot, &req.wants)?;
+    let common = common_commits(repo, &req.haves);
+    let detailed = req.has("multi_ack_detailed");
+    let multi_ack = detailed || req.has("multi_ack");
+    for c in &common {
+        if detailed {
+            pkt::text(out, &format!("ACK {c} common"))?;
+        }
+    }
+    if !req.done {
+        pkt::text(out, "NAK")?;
+        return Ok(Outcome {
+            command: "upload-pack".into(),
+            ..Outcome::default()
+        });
+    }
+    match common.last() {
+        Some(last) if multi_ack => pkt::text(out, &format!("ACK {last}"))?,
+        Some(first) if !multi_ack => {
+            pkt::text(out, &format!("ACK {}", common.first().unwrap_or(first)))?
+        }
+        _ => pkt::text(out, "NAK")?,
+    }
+    let sideband = req.has("side-band-64k") || req.has("side-band");
+    let objects = send_pack(
+        repo, &snapshot, &req, &common, out, sideband, interrupt, options,
+    )?;
+    if sideband {
+        pkt::flush(out)?;
+    }
+    Ok(Outcome {
+        sent_pack: true,
+        objects,
+        command: "upload-pack".into(),
+    })
+}
+
+/// The haves we have, as commits.
+fn common_commits(repo: &gix::Repository, haves: &[ObjectId]) -> Vec<ObjectId> {
+    let mut seen = HashSet::new();
+    haves
+        .iter()
+        .filter(|h| seen.insert(**h))
+        .filter(|h| repo.find_commit(**h).is_ok())
+        .copied()
+        .collect()
+}
+
+/// Every want must be an advertised tip, or a commit reachable from one
+/// (`allow-reachable-sha1-in-want`).
+fn check_wants(
+    repo: &gix::Repository,
+    snapshot: &Snapshot,
+    wants: &[ObjectId],
+) -> Result<(), Error> {
+    let mut unknown: Vec<ObjectId> = wants
+        .iter()
+        .filter(|w| !snapshot.is_tip(w))
+        .copied()
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    for w in &unknown {
+        if repo.find_commit(*w).is_err() {
+            return Err(Error::NotOurRef(*w));
+        }
+    }
+    let tips: Vec<ObjectId> = snapshot
+        .refs
+        .iter()
+        .map(|r| r.peeled.unwrap_or(r.target))
+        .filter(|id| repo.find_commit(*id).is_ok())
+        .collect();
+    if !tips.is_empty() {
+        let walk = repo
+            .rev_walk(tips)
+            .all()
+            .map_err(|e| Error::Pack(crate::pack::Error::Walk(e.into())))?;
+        for info in walk {
+            let Ok(info) = info else { break };
+            unknown.retain(|w| *w != info.id);
+            if unknown.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+    Err(Error::NotOurRef(unknown[0]))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn send_pack<W: Write>(
+    repo: &gix::Repository,
+    snapshot: &Snapshot,
+    req: &Request,
+    common: &[ObjectId],
+    out: &mut W,
+    sideband: bool,
+    interrupt: &AtomicBool,
+    options: &Options,
+) -> Result<usize, Failure> {
+    let tag_refs: Vec<(ObjectId, ObjectId)> = snapshot
+        .refs
+        .iter()
+        .filter(|r| r.name.starts_with("refs/tags/"))
+        .filter_map(|r| r.peeled.map(|p| (r.target, p)))
+        .collect();
+    let progress = sideband && !req.has("no-progress");
+    let in_pack = |e: Error| Failure::InPack(e, sideband);
+    let selection = crate::pack::objects_for(
+        repo,
+        &req.wants,
+        common,
+        &tag_refs,
+        req.has("include-tag"),
+        interrupt,
+    )
+    .map_err(|e| in_pack(e.into()))?;
+    let count = selection.ids.len();
+    if sideband {
+        let mut sb = SideBand::new(&mut *out);
+        if progress {
+            sb.progress(&format!("Enumerating objects: {count}, done.\n"))
+                .map_err(|e| in_pack(e.into()))?;
+        }
+        crate::pack::write(
+            repo,
+            selection.ids,
+            &mut sb,
+            interrupt,
+            options.thread_limit,
+        )
+        .map_err(|e| in_pack(e.into()))?;
+        if progress {
+            sb.progress(&format!(
+                "Total {count} (reused from packs where possible)\n"
+            ))
+            .map_err(|e| in_pack(e.into()))?;
+        }
+    } else {
+        crate::pack::write(
+            repo,
+            selection.ids,
+            &mut *out,
+            interrupt,
+            options.thread_limit,
+        )
+        .map_err(|e| in_pack(e.into()))?;
+    }
+    Ok(count)
+}
+
+fn serve_v2<R: Read, W: Write>(
+    repo: &gix::Repository,
+    mut reader: pkt::Reader<R>,
+    out: &mut W,
+    interrupt: &AtomicBool,
+    options: &Options,
+) -> Result<Outcome, Failure> {
+    let command = match reader.line_or_eof()? {
+        None | Some(Line::Flush) => {
+            return Ok(Outcome::default());
+        }
+        Some(Line::Data(line)) => match line.strip_prefix(b"command=") {
+            Some(c) => String::from_utf8_lossy(c).into_owned(),
+            None => return Err(Error::Protocol("expected command=".into()).into()),
+        },
+        Some(other) => return Err(Error::Protocol(format!("unexpected {other:?}")).into()),
+    };
+    // Capability lines up to the delimiter (or flush when there are no arguments).
+    let mut has_args = false;
+    loop {
+        match reader.line()? {
+            Line::Delimiter => {
+                has_args = true;
+                break;
+            }
+            Line::Flush => break,
+            Line::Data(line) => {
+                if let Some(fmt) = line.strip_prefix(b"object-format=") {
+                    if fmt != b"sha1" {
+                        return Err(
+                            Error::Protocol("only object-format=sha1 is supported".into()).into(),
+                        );
+                    }
+                }
+            }
+            Line::ResponseEnd => {
+                return Err(Error::Protocol("unexpected response-end".into()).into())
+            }
+        }
+    }
+    let mut args = Vec::new();
+    if has_args {
+        loop {
+            match reader.line()? {
+                Line::Flush => break,
+                Line::Data(line) => args.push(line),
+                other => {
+                    return Err(
+                        Error::Protocol(format!("unexpected {other:?} in arguments")).into(),
+                    )
+                }
+            }
+        }
+    }
+    match command.as_str() {
+        "ls-refs" => ls_refs(repo, &args, out).map_err(Failure::BeforePack)?,
+        "fetch" => return fetch_v2(repo, &args, out, interrupt, options),
+        other => return Err(Error::Protocol(format!("unknown command {other:?}")).into()),
+    }
+    Ok(Outcome {
+        command,
+        ..Outcome::default()
+    })
+}
+
+fn ls_refs<W: Write>(repo: &gix::Repository, args: &[Vec<u8>], out: &mut W) -> Result<(), Error> {
+    let mut symrefs = false;
+    let mut peel = false;
+    let mut unborn = false;
+    let mut prefixes: Vec<String> = Vec::new();
+    for a in args {
+        match a.as_slice() {
+            b"symrefs" => symrefs = true,
+            b"peel" => peel = true,
+            b"unborn" => unborn = true,
+            other => {
+                if let Some(p) = other.strip_prefix(b"ref-prefix ") {
+                    prefixes.push(String::from_utf8_lossy(p).into_owned());
+                }
+            }
+        }
+    }
+    let wanted =
+        |name: &str| prefixes.is_empty() || prefixes.iter().any(|p| name.starts_with(p.as_str()));
+    let snapshot = Snapshot::read(repo)?;
+    if wanted("HEAD") {
+        match (snapshot.head, &snapshot.head_symref) {
+            (Some(head), target) => {
+                let mut line = format!("{head} HEAD");
+                if let (true, Some(t)) = (symrefs, target) {
+                    line.push_str(&format!(" symref-target:{t}"));
+                }
+                pkt::text(out, &line)?;
+            }
+            (None, Some(target)) if unborn => {
+                pkt::text(out, &format!("unborn HEAD symref-target:{target}"))?;
+            }
+            _ => {}
+        }
+    }
+    for r in snapshot.refs.iter().filter(|r| wanted(&r.name)) {
+        let mut line = format!("{} {}", r.target, r.name);
+        if let (true, Some(p)) = (peel, r.peeled) {
+            line.push_str(&format!(" peeled:{p}"));
+        }
+        pkt::text(out, &line)?;
+    }
+    pkt::flush(out)?;
+    Ok(())
+}
+
+fn fetch_v2<W: Write>(
+    repo: &gix::Repository,
+    args: &[Vec<u8>],
+    out: &mut W,
+    interrupt: &AtomicBool,
+    options: &Options,
+) -> Result<Outcome, Failure> {
+    let mut req = Request::default();
+    let snapshot = Snapshot::read(repo)?;
+    for a in args {
+        let a = a.as_slice();
+        if let Some(hex) = a.strip_prefix(b"want ") {
+            req.wants.push(parse_oid(hex)?);
+        } else if let Some(name) = a.strip_prefix(b"want-ref ") {
+            let name = String::from_utf8_lossy(name);
+            let id = snapshot
+                .get(&name)
+                .ok_or_else(|| Error::Protocol(format!("unknown ref {name}")))?;
+            req.wants.push(id);
+        } else if let Some(hex) = a.strip_prefix(b"have ") {
+            req.haves.push(parse_oid(hex)?);
+        } else if a == b"done" {
+            req.done = true;
+        } else if a.starts_with(b"shallow ") || a.starts_with(b"deepen") {
+            return Err(unsupported("shallow fetching").into());
+        } else if a.starts_with(b"filter ") {
+            return Err(unsupported("partial clone (filter)").into());
+        } else {
+            // thin-pack, no-progress, include-tag, ofs-delta, sideband-all, wait-for-done, ...
+            req.caps.insert(String::from_utf8_lossy(a).into_owned());
+        }
+    }
+    if req.wants.is_empty() {
+        return Err(Error::Protocol("fetch without any want".into()).into());
+    }
+    check_wants(repo, &snapshot, &req.wants)?;
+    let common = common_commits(repo, &req.haves);
+    if !req.done {
+        pkt::text(out, "acknowledgments")?;
+        if common.is_empty() {
+            pkt::text(out, "NAK")?;
+        }
+        for c in &common {
+            pkt::text(out, &format!("ACK {c}"))?;
+        }
+        pkt::flush(out)?;
+        return Ok(Outcome {
+            command: "fetch".into(),
+            ..Outcome::default()
+        });
+    }
+    pkt::text(out, "packfile")?;
+    let objects = send_pack(
+        repo, &snapshot, &req, &common, out, true, interrupt, options,
+    )?;
+    pkt::flush(out)?;
+    Ok(Outcome {
+        sent_pack: true,
+        objects,
+        command: "fetch".into(),
+    })
+}

@@ -1,0 +1,434 @@
+//! Git smart HTTP: `info/refs`, `git-upload-pack` and `git-receive-pack` for registered
+//! repositories at `/{orgId}/{repo}.git/...` (the `.git` suffix is optional).
+//!
+//! The protocol itself is gitcore's, run on a blocking thread. Request bodies stream in through a
+//! bounded channel (gzip-decoded when git compressed them) and upload-pack responses stream out
+//! the same way, so memory does not grow with the repository and a client that goes away stops
+//! the work. receive-pack reports are small: they are collected, the push is audited, then sent.
+
+use std::io::{self, Read, Write};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine as _;
+use futures_util::StreamExt;
+use gitcore::advertise::Service;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::api::access::{self, Need};
+use crate::auth::{Caller, Identity};
+use crate::state::AppState;
+use crate::store;
+
+/// The git routes. They are not under `/v1` and have no body size limit of their own (packs are
+/// limited by `GIT_MAX_PACK_BYTES` inside receive-pack).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/{org_id}/{repo}/info/refs", get(info_refs))
+        .route("/{org_id}/{repo}/git-upload-pack", post(upload_pack))
+        .route("/{org_id}/{repo}/git-receive-pack", post(receive_pack))
+        .layer(DefaultBodyLimit::disable())
+}
+
+/// A git-facing failure: plain text, and the two `WWW-Authenticate` headers on 401 so git's
+/// credential machinery prompts (Basic) and token clients know what to send (Bearer).
+#[derive(Debug)]
+struct GitError {
+    status: StatusCode,
+    message: String,
+}
+
+impl GitError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for GitError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, format!("{}\n", self.message)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            let h = r.headers_mut();
+            h.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"orbit\""),
+            );
+            h.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"orbit\""),
+            );
+        }
+        r
+    }
+}
+
+/// The JWT in a git request: Basic with the JWT as password (any user name), Basic
+/// `<jwt>:x-oauth-basic`, or Bearer.
+fn git_token(headers: &HeaderMap) -> Result<Option<String>, GitError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let bad = || GitError::new(StatusCode::UNAUTHORIZED, "invalid credentials");
+    let value = value.to_str().map_err(|_| bad())?;
+    let (scheme, rest) = value.split_once(' ').ok_or_else(bad)?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(Some(rest.to_owned()).filter(|t| !t.is_empty()));
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(bad());
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest)
+        .map_err(|_| bad())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (user, pass) = decoded.split_once(':').unwrap_or((decoded.as_str(), ""));
+    let token = if pass == "x-oauth-basic" || pass.is_empty() {
+        user
+    } else {
+        pass
+    };
+    Ok(Some(token.to_owned()).filter(|t| !t.is_empty()))
+}
+
+async fn git_caller(state: &AppState, headers: &HeaderMap) -> Result<Option<Identity>, GitError> {
+    match git_token(headers)? {
+        None => Ok(None),
+        Some(jwt) => match state.auth.verify_jwt(&jwt).await {
+            Ok(id) => Ok(Some(id)),
+            Err(e) => Err(GitError::new(
+                StatusCode::UNAUTHORIZED,
+                format!("invalid token: {e}"),
+            )),
+        },
+    }
+}
+
+/// Finds the repository and checks the caller may do `need`, answering as git clients expect:
+/// anonymous callers get 401 (so git asks for credentials), authenticated ones 404 for what they
+/// may not see and 403 for what they may see but not change.
+async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    org_id: &str,
+    repo: &str,
+    need: Need,
+) -> Result<(entity::repository::Model, Option<Identity>), GitError> {
+    let identity = git_caller(state, headers).await?;
+    let anonymous = identity.is_none();
+    let hidden = || {
+        if anonymous {
+            GitError::new(StatusCode::UNAUTHORIZED, "authentication required")
+        } else {
+            GitError::new(StatusCode::NOT_FOUND, "repository not found")
+        }
+    };
+    let name = repo.strip_suffix(".git").unwrap_or(repo);
+    let org_id = Uuid::parse_str(org_id).map_err(|_| hidden())?;
+    let row = store::repos::find_live(&state.db, org_id, name)
+        .await
+        .map_err(|e| internal(&e))?
+        .ok_or_else(hidden)?;
+    if need != Need::Read && anonymous {
+        return Err(GitError::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication required to push",
+        ));
+    }
+    let caller = Caller(identity.clone());
+    match access::authorize(&state.db, &caller, row, need).await {
+        Ok(a) => Ok((a.repo, identity)),
+        Err(e) => Err(match e.status() {
+            StatusCode::NOT_FOUND => hidden(),
+            StatusCode::FORBIDDEN => GitError::new(
+                StatusCode::FORBIDDEN,
+                format!("permission denied: {}", e_message(&e)),
+            ),
+            StatusCode::UNAUTHORIZED => {
+                GitError::new(StatusCode::UNAUTHORIZED, "authentication required")
+            }
+            _ => GitError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error"),
+        }),
+    }
+}
+
+fn e_message(e: &crate::api::error::ApiError) -> String {
+    e.to_string()
+        .split_once(": ")
+        .map(|(_, m)| m.to_owned())
+        .unwrap_or_default()
+}
+
+fn internal(e: &dyn std::fmt::Display) -> GitError {
+    tracing::error!(error = %e, "git request failed");
+    GitError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
+}
+
+fn wants_v2(headers: &HeaderMap) -> bool {
+    headers
+        .get("git-protocol")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(':').any(|p| p.trim() == "version=2"))
+}
+
+#[derive(Debug, Deserialize)]
+struct InfoRefsQuery {
+    service: Option<String>,
+}
+
+async fn info_refs(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((org_id, repo)): Path<(String, String)>,
+    Query(q): Query<InfoRefsQuery>,
+) -> Result<Response, GitError> {
+    let service = q
+        .service
+        .as_deref()
+        .and_then(Service::parse)
+        .ok_or_else(|| {
+            GitError::new(
+                StatusCode::FORBIDDEN,
+                "only smart HTTP is served (service=git-upload-pack or git-receive-pack)",
+            )
+        })?;
+    let need = match service {
+        Service::UploadPack => Need::Read,
+        Service::ReceivePack => Need::Write,
+    };
+    let (row, _) = authorize(&state, &headers, &org_id, &repo, need).await?;
+    let path = state.config.storage_root.join(&row.storage_path);
+    let v2 = service == Service::UploadPack && wants_v2(&headers);
+    let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        let repo = gitcore::storage::open(&path).map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        if v2 {
+            gitcore::advertise::info_refs_v2(&mut out).map_err(|e| e.to_string())?;
+        } else {
+            let snapshot = gitcore::refs::Snapshot::read(&repo).map_err(|e| e.to_string())?;
+            gitcore::advertise::info_refs_v0(&mut out, service, &snapshot)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| internal(&e))?
+    .map_err(|e| internal(&e))?;
+    Ok(git_response(
+        &format!("application/x-{}-advertisement", service.name()),
+        Body::from(body),
+    ))
+}
+
+fn git_response(content_type: &str, body: Body) -> Response {
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, max-age=0, must-revalidate"),
+    );
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// Reads a request body from a channel fed by the async side.
+struct BodyReader {
+    rx: mpsc::Receiver<Result<Bytes, io::Error>>,
+    current: Bytes,
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                None => return Ok(0),
+                Some(Err(e)) => return Err(e),
+                Some(Ok(b)) => self.current = b,
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}
+
+/// Writes response bytes into a channel drained by the HTTP body; fails once the client is gone.
+struct ChannelWriter {
+    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tx
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Streams `body` into a blocking reader (gzip-decoded if `gzip`).
+fn body_reader(body: Body, gzip: bool) -> Box<dyn Read + Send> {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(8);
+    tokio::spawn(async move {
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let item = chunk.map_err(io::Error::other);
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    let reader = BodyReader {
+        rx,
+        current: Bytes::new(),
+    };
+    if gzip {
+        Box::new(flate2::read::GzDecoder::new(reader))
+    } else {
+        Box::new(reader)
+    }
+}
+
+fn is_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim().eq_ignore_ascii_case("gzip") || v.trim().eq_ignore_ascii_case("x-gzip")
+        })
+}
+
+async fn upload_pack(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((org_id, repo)): Path<(String, String)>,
+    body: Body,
+) -> Result<Response, GitError> {
+    let (row, _) = authorize(&state, &headers, &org_id, &repo, Need::Read).await?;
+    let path = state.config.storage_root.join(&row.storage_path);
+    let protocol = if wants_v2(&headers) {
+        gitcore::upload_pack::Protocol::V2
+    } else {
+        gitcore::upload_pack::Protocol::V0
+    };
+    let input = body_reader(body, is_gzip(&headers));
+    let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(16);
+    let interrupt = Arc::new(AtomicBool::new(false));
+    tokio::task::spawn_blocking(move || {
+        let out = ChannelWriter { tx };
+        let result = gitcore::storage::open(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|repo| {
+                gitcore::upload_pack::serve(
+                    &repo,
+                    protocol,
+                    input,
+                    out,
+                    &interrupt,
+                    &Default::default(),
+                )
+                .map_err(|e| format!("{e}: {}", source_chain(&e)))
+            });
+        match result {
+            Ok(outcome) => tracing::debug!(?outcome, "upload-pack served"),
+            Err(e) => tracing::info!(error = %e, "upload-pack ended with an error"),
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Ok(git_response(
+        "application/x-git-upload-pack-result",
+        Body::from_stream(stream),
+    ))
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = Vec::new();
+    let mut s = e.source();
+    while let Some(x) = s {
+        parts.push(x.to_string());
+        s = x.source();
+    }
+    parts.join(": ")
+}
+
+async fn receive_pack(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((org_id, repo)): Path<(String, String)>,
+    body: Body,
+) -> Result<Response, GitError> {
+    let (row, identity) = authorize(&state, &headers, &org_id, &repo, Need::Write).await?;
+    let path = state.config.storage_root.join(&row.storage_path);
+    let options = gitcore::receive_pack::Options {
+        max_pack_bytes: state.config.git_max_pack_bytes,
+        max_object_bytes: state.config.git_max_object_bytes,
+        max_ref_updates: state.config.git_max_ref_updates,
+        read_only: row
+            .archived
+            .then(|| "the repository is archived (read-only)".to_owned()),
+        thread_limit: None,
+    };
+    let input = body_reader(body, is_gzip(&headers));
+    let result = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        let interrupt = AtomicBool::new(false);
+        let outcome = gitcore::receive_pack::serve(&path, input, &mut out, &interrupt, &options);
+        (out, outcome)
+    })
+    .await
+    .map_err(|e| internal(&e))?;
+    let (report, outcome) = result;
+    match outcome {
+        Ok(outcome) => {
+            let refs: Vec<serde_json::Value> = outcome
+                .updated()
+                .map(|c| json!({"ref": c.name, "old": c.old.to_string(), "new": c.new.to_string()}))
+                .collect();
+            if !refs.is_empty() {
+                let agent_id = headers
+                    .get("x-agent-id")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| Uuid::parse_str(v.trim()).ok());
+                let actor = store::audit::Actor {
+                    user_id: identity.as_ref().map(|i| i.user_id),
+                    agent_id,
+                };
+                let payload = json!({"pushId": Uuid::new_v4(), "refs": refs, "pushOptions": outcome.push_options});
+                if let Err(e) =
+                    store::audit::record(&state.db, Some(row.id), "push", actor, payload).await
+                {
+                    // The refs already moved; losing the audit row must not fail the push.
+                    tracing::error!(error = %e, repo = %row.id, "could not record the push audit event");
+                }
+            }
+        }
+        Err(e) => tracing::info!(error = %e, "receive-pack ended with an error"),
+    }
+    Ok(git_response(
+        "application/x-git-receive-pack-result",
+        Body::from(report),
+    ))
+}
