@@ -46,8 +46,13 @@ pub fn upload_pack_v0_capabilities(snapshot: &Snapshot) -> String {
         "side-band".into(),
         "thin-pack".into(),
         "ofs-delta".into(),
+        "shallow".into(),
+        "deepen-since".into(),
+        "deepen-not".into(),
+        "deepen-relative".into(),
         "no-progress".into(),
         "include-tag".into(),
+        "filter".into(),
         "allow-tip-sha1-in-want".into(),
         "allow-reachable-sha1-in-want".into(),
     ];
@@ -128,7 +133,7 @@ pub fn info_refs_v2(out: &mut impl Write) -> io::Result<()> {
         "version 2".to_owned(),
         format!("agent={AGENT}"),
         "ls-refs=unborn".into(),
-        "fetch".into(),
+        "fetch=shallow filter".into(),
         "server-option".into(),
         "object-format=sha1".into(),
     ] {

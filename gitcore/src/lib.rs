@@ -13,6 +13,7 @@ pub mod pack;
 pub mod pkt;
 pub mod receive_pack;
 pub mod refs;
+pub mod shallow;
 pub mod storage;
 pub mod upload_pack;
 

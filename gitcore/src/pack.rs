@@ -53,16 +53,135 @@ pub struct Selection {
     pub commits: usize,
 }
 
-/// Chooses the objects for a client that wants `wants` and has `common`.
-///
-/// With `include_tags`, annotated tags from `tag_refs` (tag object, peeled target) whose target
-/// is sent are sent too.
-pub fn objects_for(
+/// A `filter` of partial clone: which trees and blobs to leave out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Filter {
+    /// Send everything.
+    #[default]
+    None,
+    /// `blob:none`.
+    BlobNone,
+    /// `blob:limit=<n>`: blobs of at least `n` bytes are left out.
+    BlobLimit(u64),
+    /// `tree:<depth>`: trees and blobs at depth `depth` or deeper below the root are left out.
+    TreeDepth(u64),
+}
+
+impl Filter {
+    /// Parses a filter spec as git sends it.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        if spec == "blob:none" {
+            return Ok(Filter::BlobNone);
+        }
+        if let Some(n) = spec.strip_prefix("blob:limit=") {
+            return parse_size(n)
+                .map(Filter::BlobLimit)
+                .ok_or_else(|| format!("invalid filter {spec:?}"));
+        }
+        if let Some(n) = spec.strip_prefix("tree:") {
+            return n
+                .parse()
+                .map(Filter::TreeDepth)
+                .map_err(|_| format!("invalid filter {spec:?}"));
+        }
+        Err(format!(
+            "unsupported filter {spec:?} (blob:none, blob:limit=<n> and tree:<depth> are)"
+        ))
+    }
+}
+
+fn parse_size(s: &str) -> Option<u64> {
+    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => (&s[..i], &s[i..]),
+        None => (s, ""),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let mul = match unit.to_ascii_lowercase().as_str() {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mul)
+}
+
+/// Every commit reachable from `tips` and not from `hidden`, newest first.
+pub fn walk_commits(
+    repo: &gix::Repository,
+    tips: &[ObjectId],
+    hidden: &[ObjectId],
+    interrupt: &AtomicBool,
+) -> Result<Vec<ObjectId>, Error> {
+    if tips.is_empty() {
+        return Ok(Vec::new());
+    }
+    let hidden: Vec<ObjectId> = hidden
+        .iter()
+        .copied()
+        .filter(|c| repo.find_commit(*c).is_ok())
+        .collect();
+    let walk = repo
+        .rev_walk(tips.iter().copied())
+        .with_hidden(hidden)
+        .all()
+        .map_err(|e| Error::Walk(e.into()))?;
+    let mut out = Vec::new();
+    for info in walk {
+        if interrupt.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted);
+        }
+        out.push(info.map_err(|e| Error::Walk(e.into()))?.id);
+    }
+    Ok(out)
+}
+
+/// Peels `wants` into commits (returned) and the other objects the client asked for by name
+/// (tag objects, trees, blobs: pushed onto `named`).
+pub fn split_wants(
     repo: &gix::Repository,
     wants: &[ObjectId],
+    named: &mut Vec<ObjectId>,
+) -> Result<Vec<ObjectId>, Error> {
+    let obj_err = |id: ObjectId| move |e: BoxError| Error::Object { id, source: e };
+    let mut commits = Vec::new();
+    for want in wants {
+        let mut id = *want;
+        loop {
+            let header = repo.find_header(id).map_err(|e| obj_err(id)(e.into()))?;
+            match header.kind() {
+                Kind::Tag => {
+                    named.push(id);
+                    let tag = repo.find_tag(id).map_err(|e| obj_err(id)(e.into()))?;
+                    id = tag.target_id().map_err(|e| obj_err(id)(e.into()))?.detach();
+                }
+                Kind::Commit => {
+                    commits.push(id);
+                    break;
+                }
+                Kind::Tree | Kind::Blob => {
+                    named.push(id);
+                    break;
+                }
+            }
+        }
+    }
+    Ok(commits)
+}
+
+/// Chooses the objects for a client: `commits` (already selected), their trees and blobs as
+/// `filter` allows, the objects it `named` (always sent, whatever the filter), minus the trees
+/// and blobs of its `common` commits. With `include_tags`, annotated tags from `tag_refs` (tag
+/// object, peeled target) whose target is sent go too.
+#[allow(clippy::too_many_arguments)]
+pub fn objects_for(
+    repo: &gix::Repository,
+    commits: Vec<ObjectId>,
+    named: &[ObjectId],
     common: &[ObjectId],
     tag_refs: &[(ObjectId, ObjectId)],
     include_tags: bool,
+    filter: Filter,
     interrupt: &AtomicBool,
 ) -> Result<Selection, Error> {
     let obj_err = |id: ObjectId| move |e: BoxError| Error::Object { id, source: e };
@@ -71,80 +190,45 @@ pub fn objects_for(
     for id in common.iter().take(64) {
         if let Ok(commit) = repo.find_commit(*id) {
             if let Ok(tree) = commit.tree_id() {
-                mark_tree(repo, tree.detach(), &mut seen, &mut |_| {}, interrupt)?;
+                mark_tree(
+                    repo,
+                    tree.detach(),
+                    &mut seen,
+                    &mut |_| {},
+                    Filter::None,
+                    interrupt,
+                )?;
             }
         }
     }
     let mut sel = Selection::default();
-    let mut commit_tips = Vec::new();
     let mut extra = Vec::new();
-    for want in wants {
-        let mut id = *want;
-        // Peel tags, sending each tag object.
-        loop {
-            let header = repo.find_header(id).map_err(|e| obj_err(id)(e.into()))?;
-            match header.kind() {
-                Kind::Tag => {
-                    if seen.insert(id) {
-                        extra.push(id);
-                    }
-                    let tag = repo.find_tag(id).map_err(|e| obj_err(id)(e.into()))?;
-                    id = tag.target_id().map_err(|e| obj_err(id)(e.into()))?.detach();
-                }
-                Kind::Commit => {
-                    commit_tips.push(id);
-                    break;
-                }
-                Kind::Tree => {
-                    mark_tree(repo, id, &mut seen, &mut |o| extra.push(o), interrupt)?;
-                    break;
-                }
-                Kind::Blob => {
-                    if seen.insert(id) {
-                        extra.push(id);
-                    }
-                    break;
-                }
-            }
+    for id in named {
+        if seen.insert(*id) {
+            extra.push(*id);
         }
     }
-    let mut sent_commits: HashSet<ObjectId> = HashSet::new();
+    let sent_commits: HashSet<ObjectId> = commits.iter().copied().collect();
     let mut trees_and_blobs = Vec::new();
-    if !commit_tips.is_empty() {
-        let hidden: Vec<ObjectId> = common
-            .iter()
-            .copied()
-            .filter(|c| repo.find_commit(*c).is_ok())
-            .collect();
-        let walk = repo
-            .rev_walk(commit_tips)
-            .with_hidden(hidden)
-            .all()
-            .map_err(|e| Error::Walk(e.into()))?;
-        for info in walk {
-            if interrupt.load(Ordering::Relaxed) {
-                return Err(Error::Interrupted);
-            }
-            let info = info.map_err(|e| Error::Walk(e.into()))?;
-            let id = info.id;
-            if !sent_commits.insert(id) {
-                continue;
-            }
-            sel.ids.push(id);
-            sel.commits += 1;
-            let commit = repo.find_commit(id).map_err(|e| obj_err(id)(e.into()))?;
-            let tree = commit
-                .tree_id()
-                .map_err(|e| obj_err(id)(e.into()))?
-                .detach();
-            mark_tree(
-                repo,
-                tree,
-                &mut seen,
-                &mut |o| trees_and_blobs.push(o),
-                interrupt,
-            )?;
+    for id in commits {
+        if interrupt.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted);
         }
+        sel.ids.push(id);
+        sel.commits += 1;
+        let commit = repo.find_commit(id).map_err(|e| obj_err(id)(e.into()))?;
+        let tree = commit
+            .tree_id()
+            .map_err(|e| obj_err(id)(e.into()))?
+            .detach();
+        mark_tree(
+            repo,
+            tree,
+            &mut seen,
+            &mut |o| trees_and_blobs.push(o),
+            filter,
+            interrupt,
+        )?;
     }
     if include_tags {
         for (tag, peeled) in tag_refs {
@@ -158,20 +242,25 @@ pub fn objects_for(
     Ok(sel)
 }
 
-/// Adds `tree` and everything below it that is not in `seen` to `seen`, calling `found` for each.
+/// Adds `tree` and what is below it, as `filter` allows and not yet in `seen`, calling `found`
+/// for each. Trees left out by a depth filter are not marked seen: they may be reached again
+/// higher up.
 fn mark_tree(
     repo: &gix::Repository,
     tree: ObjectId,
     seen: &mut HashSet<ObjectId>,
     found: &mut dyn FnMut(ObjectId),
+    filter: Filter,
     interrupt: &AtomicBool,
 ) -> Result<(), Error> {
-    if !seen.insert(tree) {
+    let tree_allowed = |depth: u64| !matches!(filter, Filter::TreeDepth(max) if depth >= max);
+    if !tree_allowed(0) || seen.contains(&tree) {
         return Ok(());
     }
+    seen.insert(tree);
     found(tree);
-    let mut stack = vec![tree];
-    while let Some(id) = stack.pop() {
+    let mut stack = vec![(tree, 0u64)];
+    while let Some((id, depth)) = stack.pop() {
         if interrupt.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }
@@ -179,6 +268,7 @@ fn mark_tree(
             id,
             source: e.into(),
         })?;
+        let child_depth = depth + 1;
         for entry in t.iter() {
             let entry = entry.map_err(|e| Error::Object {
                 id,
@@ -189,11 +279,29 @@ fn mark_tree(
                 continue; // submodule: not in this repository
             }
             let oid = entry.object_id();
-            if seen.insert(oid) {
+            if seen.contains(&oid) || !tree_allowed(child_depth) {
+                continue;
+            }
+            if mode.is_tree() {
+                seen.insert(oid);
                 found(oid);
-                if mode.is_tree() {
-                    stack.push(oid);
-                }
+                stack.push((oid, child_depth));
+                continue;
+            }
+            let keep = match filter {
+                Filter::BlobNone => false,
+                Filter::BlobLimit(limit) => repo
+                    .find_header(oid)
+                    .map(|h| h.size() < limit)
+                    .map_err(|e| Error::Object {
+                        id: oid,
+                        source: e.into(),
+                    })?,
+                Filter::None | Filter::TreeDepth(_) => true,
+            };
+            if keep {
+                seen.insert(oid);
+                found(oid);
             }
         }
     }

@@ -11,8 +11,10 @@ use std::sync::atomic::AtomicBool;
 
 use gix::ObjectId;
 
+use crate::pack::Filter;
 use crate::pkt::{self, Line, SideBand};
 use crate::refs::Snapshot;
+use crate::shallow::Deepen;
 
 /// Errors of [`serve`]. Their text is shown to the git user (on band 3 or in an `ERR` line).
 #[derive(Debug, thiserror::Error)]
@@ -131,16 +133,118 @@ struct Request {
     haves: Vec<ObjectId>,
     done: bool,
     caps: HashSet<String>,
+    shallow: crate::shallow::Request,
+    /// `deepen-not` revisions, resolved once references are read.
+    deepen_not: Vec<String>,
+    filter: Filter,
+}
+
+impl Request {
+    /// Parses a `shallow`/`deepen*`/`filter` line; `Ok(false)` if it is none of these.
+    fn parse_history_line(&mut self, line: &[u8]) -> Result<bool, Error> {
+        let text = String::from_utf8_lossy(line);
+        if let Some(hex) = line.strip_prefix(b"shallow ") {
+            self.shallow.client_shallows.push(parse_oid(hex)?);
+        } else if let Some(n) = text.strip_prefix("deepen ") {
+            let n = n
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| Error::Protocol(format!("invalid depth {n:?}")))?;
+            if n == 0 {
+                return Err(Error::Protocol("depth must be positive".into()));
+            }
+            self.shallow.deepen = Some(Deepen::Depth(n));
+        } else if let Some(t) = text.strip_prefix("deepen-since ") {
+            let t = t
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| Error::Protocol(format!("invalid time {t:?}")))?;
+            self.shallow.deepen = Some(Deepen::Since(t));
+        } else if let Some(r) = text.strip_prefix("deepen-not ") {
+            self.deepen_not.push(r.trim().to_owned());
+        } else if text == "deepen-relative" {
+            self.shallow.relative = true;
+        } else if let Some(spec) = text.strip_prefix("filter ") {
+            self.filter = Filter::parse(spec.trim()).map_err(Error::Protocol)?;
+        } else {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Resolves `deepen-not` names against the references.
+    fn resolve_deepen_not(&mut self, snapshot: &Snapshot) -> Result<(), Error> {
+        if self.deepen_not.is_empty() {
+            return Ok(());
+        }
+        let mut ids = Vec::new();
+        for name in &self.deepen_not {
+            let id = [
+                name.clone(),
+                format!("refs/heads/{name}"),
+                format!("refs/tags/{name}"),
+            ]
+            .iter()
+            .find_map(|n| {
+                snapshot
+                    .refs
+                    .iter()
+                    .find(|r| &r.name == n)
+                    .map(|r| r.peeled.unwrap_or(r.target))
+            })
+            .or_else(|| ObjectId::from_hex(name.as_bytes()).ok())
+            .ok_or_else(|| Error::Protocol(format!("deepen-not: unknown revision {name:?}")))?;
+            ids.push(id);
+        }
+        self.shallow.deepen = Some(Deepen::Not(ids));
+        Ok(())
+    }
+
+    /// Whether the response carries shallow information.
+    fn has_shallow_section(&self) -> bool {
+        self.shallow.is_deepening() || !self.shallow.client_shallows.is_empty()
+    }
+}
+
+/// Commits to send and the shallow lines for them.
+fn plan_commits(
+    repo: &gix::Repository,
+    req: &Request,
+    commit_wants: &[ObjectId],
+    common: &[ObjectId],
+    interrupt: &AtomicBool,
+) -> Result<crate::shallow::Plan, Error> {
+    if req.shallow.is_deepening() {
+        return Ok(crate::shallow::plan(
+            repo,
+            commit_wants,
+            &req.shallow,
+            interrupt,
+        )?);
+    }
+    // A shallow client's boundary commits are where its history stops: never walk past them.
+    let mut hidden: Vec<ObjectId> = common.to_vec();
+    hidden.extend(req.shallow.client_shallows.iter().copied());
+    Ok(crate::shallow::Plan {
+        commits: crate::pack::walk_commits(repo, commit_wants, &hidden, interrupt)?,
+        ..Default::default()
+    })
+}
+
+fn write_shallow_lines(out: &mut impl Write, plan: &crate::shallow::Plan) -> std::io::Result<()> {
+    for id in &plan.shallow {
+        pkt::text(out, &format!("shallow {id}"))?;
+    }
+    for id in &plan.unshallow {
+        pkt::text(out, &format!("unshallow {id}"))?;
+    }
+    Ok(())
 }
 
 impl Request {
     fn has(&self, cap: &str) -> bool {
         self.caps.contains(cap)
     }
-}
-
-fn unsupported(what: &str) -> Error {
-    Error::Protocol(format!("{what} is not supported by this server yet"))
 }
 
 fn serve_v0<R: Read, W: Write>(
@@ -170,11 +274,7 @@ fn serve_v0<R: Read, W: Write>(
                                 .collect();
                         }
                     }
-                } else if line.starts_with(b"shallow ") || line.starts_with(b"deepen") {
-                    return Err(unsupported("shallow fetching").into());
-                } else if line.starts_with(b"filter ") {
-                    return Err(unsupported("partial clone (filter)").into());
-                } else {
+                } else if !req.parse_history_line(&line)? {
                     return Err(Error::Protocol(format!(
                         "unexpected line {:?}",
                         String::from_utf8_lossy(&line)
@@ -185,6 +285,10 @@ fn serve_v0<R: Read, W: Write>(
             Some(other) => return Err(Error::Protocol(format!("unexpected {other:?}")).into()),
         }
     }
+    // In v0, deepen-relative arrives as a capability of the first want.
+    if req.has("deepen-relative") {
+        req.shallow.relative = true;
+    }
     if req.wants.is_empty() {
         // `git ls-remote` style: nothing wanted, nothing to send.
         return Ok(Outcome {
@@ -192,9 +296,15 @@ fn serve_v0<R: Read, W: Write>(
             ..Outcome::default()
         });
     }
-    // Haves, up to `done` or the end of this round.
+    // Haves, up to `done` or the end of this round. A request that ends right after the wants
+    // is a stateless client collecting the shallow list only: answer that and nothing else.
+    let mut wants_only = true;
     loop {
-        match reader.line_or_eof()? {
+        let line = reader.line_or_eof()?;
+        if line.is_some() {
+            wants_only = false;
+        }
+        match line {
             None | Some(Line::Flush) => break,
             Some(Line::Data(line)) => {
                 if line == b"done" {
@@ -214,8 +324,22 @@ fn serve_v0<R: Read, W: Write>(
         }
     }
     let snapshot = Snapshot::read(repo)?;
+    req.resolve_deepen_not(&snapshot)?;
     check_wants(repo, &snapshot, &req.wants)?;
     let common = common_commits(repo, &req.haves);
+    let mut named = Vec::new();
+    let commit_wants = crate::pack::split_wants(repo, &req.wants, &mut named)?;
+    let plan = plan_commits(repo, &req, &commit_wants, &common, interrupt)?;
+    if req.has_shallow_section() {
+        write_shallow_lines(out, &plan)?;
+        pkt::flush(out)?;
+    }
+    if wants_only {
+        return Ok(Outcome {
+            command: "upload-pack".into(),
+            ..Outcome::default()
+        });
+    }
     let detailed = req.has("multi_ack_detailed");
     let multi_ack = detailed || req.has("multi_ack");
     for c in &common {
@@ -230,16 +354,27 @@ fn serve_v0<R: Read, W: Write>(
             ..Outcome::default()
         });
     }
-    match common.last() {
-        Some(last) if multi_ack => pkt::text(out, &format!("ACK {last}"))?,
-        Some(first) if !multi_ack => {
-            pkt::text(out, &format!("ACK {}", common.first().unwrap_or(first)))?
-        }
-        _ => pkt::text(out, "NAK")?,
+    let ack = if multi_ack {
+        common.last()
+    } else {
+        common.first()
+    };
+    match ack {
+        Some(id) => pkt::text(out, &format!("ACK {id}"))?,
+        None => pkt::text(out, "NAK")?,
     }
     let sideband = req.has("side-band-64k") || req.has("side-band");
     let objects = send_pack(
-        repo, &snapshot, &req, &common, out, sideband, interrupt, options,
+        repo,
+        &snapshot,
+        &req,
+        plan.commits,
+        &named,
+        &common,
+        out,
+        sideband,
+        interrupt,
+        options,
     )?;
     if sideband {
         pkt::flush(out)?;
@@ -278,7 +413,7 @@ fn check_wants(
         return Ok(());
     }
     for w in &unknown {
-        if repo.find_commit(*w).is_err() {
+        if !repo.has_object(*w) {
             return Err(Error::NotOurRef(*w));
         }
     }
@@ -293,9 +428,20 @@ fn check_wants(
             .rev_walk(tips)
             .all()
             .map_err(|e| Error::Pack(crate::pack::Error::Walk(e.into())))?;
+        let need_trees = unknown.iter().any(|w| repo.find_commit(*w).is_err());
+        let mut seen_trees: HashSet<ObjectId> = HashSet::new();
         for info in walk {
             let Ok(info) = info else { break };
             unknown.retain(|w| *w != info.id);
+            if need_trees && !unknown.is_empty() {
+                // Trees and blobs (e.g. a partial clone fetching missing blobs): look inside.
+                if let Ok(tree) = repo
+                    .find_commit(info.id)
+                    .and_then(|c| c.tree_id().map_err(Into::into))
+                {
+                    reachable_in_tree(repo, tree.detach(), &mut seen_trees, &mut unknown);
+                }
+            }
             if unknown.is_empty() {
                 return Ok(());
             }
@@ -304,11 +450,41 @@ fn check_wants(
     Err(Error::NotOurRef(unknown[0]))
 }
 
+/// Removes from `targets` every object found under `tree` (not descending into `seen` trees).
+fn reachable_in_tree(
+    repo: &gix::Repository,
+    tree: ObjectId,
+    seen: &mut HashSet<ObjectId>,
+    targets: &mut Vec<ObjectId>,
+) {
+    let mut stack = vec![tree];
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        targets.retain(|t| *t != id);
+        let Ok(t) = repo.find_tree(id) else { continue };
+        for entry in t.iter().flatten() {
+            let oid = entry.object_id();
+            if entry.mode().is_tree() {
+                stack.push(oid);
+            } else if !entry.mode().is_commit() {
+                targets.retain(|t| *t != oid);
+            }
+        }
+        if targets.is_empty() {
+            return;
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn send_pack<W: Write>(
     repo: &gix::Repository,
     snapshot: &Snapshot,
     req: &Request,
+    commits: Vec<ObjectId>,
+    named: &[ObjectId],
     common: &[ObjectId],
     out: &mut W,
     sideband: bool,
@@ -325,10 +501,12 @@ fn send_pack<W: Write>(
     let in_pack = |e: Error| Failure::InPack(e, sideband);
     let selection = crate::pack::objects_for(
         repo,
-        &req.wants,
+        commits,
+        named,
         common,
         &tag_refs,
         req.has("include-tag"),
+        req.filter,
         interrupt,
     )
     .map_err(|e| in_pack(e.into()))?;
@@ -500,10 +678,8 @@ fn fetch_v2<W: Write>(
             req.haves.push(parse_oid(hex)?);
         } else if a == b"done" {
             req.done = true;
-        } else if a.starts_with(b"shallow ") || a.starts_with(b"deepen") {
-            return Err(unsupported("shallow fetching").into());
-        } else if a.starts_with(b"filter ") {
-            return Err(unsupported("partial clone (filter)").into());
+        } else if req.parse_history_line(a)? {
+            // shallow, deepen*, filter
         } else {
             // thin-pack, no-progress, include-tag, ofs-delta, sideband-all, wait-for-done, ...
             req.caps.insert(String::from_utf8_lossy(a).into_owned());
@@ -512,6 +688,7 @@ fn fetch_v2<W: Write>(
     if req.wants.is_empty() {
         return Err(Error::Protocol("fetch without any want".into()).into());
     }
+    req.resolve_deepen_not(&snapshot)?;
     check_wants(repo, &snapshot, &req.wants)?;
     let common = common_commits(repo, &req.haves);
     if !req.done {
@@ -528,9 +705,26 @@ fn fetch_v2<W: Write>(
             ..Outcome::default()
         });
     }
+    let mut named = Vec::new();
+    let commit_wants = crate::pack::split_wants(repo, &req.wants, &mut named)?;
+    let plan = plan_commits(repo, &req, &commit_wants, &common, interrupt)?;
+    if req.has_shallow_section() {
+        pkt::text(out, "shallow-info")?;
+        write_shallow_lines(out, &plan)?;
+        pkt::delim(out)?;
+    }
     pkt::text(out, "packfile")?;
     let objects = send_pack(
-        repo, &snapshot, &req, &common, out, true, interrupt, options,
+        repo,
+        &snapshot,
+        &req,
+        plan.commits,
+        &named,
+        &common,
+        out,
+        true,
+        interrupt,
+        options,
     )?;
     pkt::flush(out)?;
     Ok(Outcome {

@@ -263,9 +263,14 @@ async fn server_refs(c: &Client, path: &Path) -> BTreeMap<String, String> {
 
 /// Whether git reports that the server wanted (other) credentials.
 fn auth_refused(out: &Out) -> bool {
-    ["401", "Authentication failed", "could not read Username", "terminal prompts disabled"]
-        .iter()
-        .any(|m| out.stderr.contains(m))
+    [
+        "401",
+        "Authentication failed",
+        "could not read Username",
+        "terminal prompts disabled",
+    ]
+    .iter()
+    .any(|m| out.stderr.contains(m))
 }
 
 fn read(path: &Path) -> String {
@@ -274,7 +279,12 @@ fn read(path: &Path) -> String {
 
 /// The object count in the header of a pack file (as dumped by `GIT_TRACE_PACKFILE`).
 fn pack_object_count(path: &Path) -> u32 {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let bytes = std::fs::read(path).unwrap_or_else(|e| {
+        panic!(
+            "GIT_TRACE_PACKFILE left no pack at {} (was a pack sent on side-band?): {e}",
+            path.display()
+        )
+    });
     assert!(
         bytes.len() >= 12 && bytes.starts_with(b"PACK"),
         "not a pack: {} bytes",
@@ -429,24 +439,27 @@ async fn pushes_create_update_force_delete_tag_and_atomic() {
 
         // A new branch.
         c.ok(&work, &["checkout", "-q", "-b", "feature"]).await;
-        let f1 = c
-            .commit(&work, "feature.txt", "f1\n", "feature 1")
-            .await;
+        let f1 = c.commit(&work, "feature.txt", "f1\n", "feature 1").await;
         c.ok(&work, &["push", "origin", "feature"]).await;
         want.insert("refs/heads/feature".to_owned(), f1.clone());
         assert_eq!(server_refs(&c, &repo.path).await, want, "v{v}: new branch");
 
         // A fast-forward.
-        let f2 = c
-            .commit(&work, "feature.txt", "f2\n", "feature 2")
-            .await;
+        let f2 = c.commit(&work, "feature.txt", "f2\n", "feature 2").await;
         c.ok(&work, &["push", "origin", "feature"]).await;
         want.insert("refs/heads/feature".to_owned(), f2.clone());
-        assert_eq!(server_refs(&c, &repo.path).await, want, "v{v}: fast-forward");
+        assert_eq!(
+            server_refs(&c, &repo.path).await,
+            want,
+            "v{v}: fast-forward"
+        );
 
         // A rewrite: refused without --force, taken with it.
-        c.ok(&work, &["commit", "-q", "--amend", "-m", "feature 2, amended"])
-            .await;
+        c.ok(
+            &work,
+            &["commit", "-q", "--amend", "-m", "feature 2, amended"],
+        )
+        .await;
         let f2b = c.rev(&work, "HEAD").await;
         assert_ne!(f2b, f2);
         let out = c.fail(&work, &["push", "origin", "feature"]).await;
@@ -502,7 +515,13 @@ async fn pushes_create_update_force_delete_tag_and_atomic() {
         let m2 = c.commit(&work, "file.txt", "two\n", "two").await;
         c.ok(
             &work,
-            &["push", "--atomic", "origin", "main", "main:refs/heads/other"],
+            &[
+                "push",
+                "--atomic",
+                "origin",
+                "main",
+                "main:refs/heads/other",
+            ],
         )
         .await;
         want.insert("refs/heads/main".to_owned(), m2.clone());
@@ -515,7 +534,13 @@ async fn pushes_create_update_force_delete_tag_and_atomic() {
         let out = c
             .fail(
                 &work,
-                &["push", "--atomic", "origin", "main", "main:refs/notes/forbidden"],
+                &[
+                    "push",
+                    "--atomic",
+                    "origin",
+                    "main",
+                    "main:refs/notes/forbidden",
+                ],
             )
             .await;
         assert!(out.stderr.contains("rejected"), "v{v}: {out}");
@@ -547,8 +572,7 @@ async fn non_fast_forward_push_is_rejected_until_rebased() {
         let out = c.fail(&b, &["push", "origin", "main"]).await;
         assert!(
             out.stderr.contains("[rejected]")
-                && (out.stderr.contains("fetch first")
-                    || out.stderr.contains("non-fast-forward")),
+                && (out.stderr.contains("fetch first") || out.stderr.contains("non-fast-forward")),
             "v{v}: {out}"
         );
         assert_eq!(c.rev(&repo.path, "refs/heads/main").await, sa, "v{v}");
@@ -626,8 +650,12 @@ async fn git_credentials_decide_who_may_clone_and_push() {
         assert!(auth_refused(&out), "v{v}: {out}");
 
         // A valid token with no rights on the repository.
-        let stranger_url =
-            clone_url(&srv, repo.org, &repo.name, Some(srv.token(stranger).as_str()));
+        let stranger_url = clone_url(
+            &srv,
+            repo.org,
+            &repo.name,
+            Some(srv.token(stranger).as_str()),
+        );
         c.fail(c.home(), &["clone", stranger_url.as_str(), "stranger"])
             .await;
 
@@ -673,9 +701,7 @@ async fn git_credentials_decide_who_may_clone_and_push() {
         // A public repository: anyone clones, nobody anonymous pushes.
         let public = new_repo(&srv, &format!("public-v{v}"), "public").await;
         let (_, pshas) = seed(&c, &public.url(&srv), "public-seed", &["open"]).await;
-        let (pd, _) = c
-            .clone(&public.anon_url(&srv), "public-anon", &[])
-            .await;
+        let (pd, _) = c.clone(&public.anon_url(&srv), "public-anon", &[]).await;
         assert_eq!(c.rev(&pd, "HEAD").await, pshas[0], "v{v}");
         assert_eq!(read(&pd.join("file.txt")), "open\n", "v{v}");
         c.commit(&pd, "file.txt", "anonymous\n", "anonymous").await;
@@ -773,11 +799,8 @@ async fn smart_http_statuses_headers_and_advertisements() {
         .await;
     srv.add_collaborator(owner, org, "closed", reader, "reader")
         .await;
-    let (owner_t, reader_t, stranger_t) = (
-        srv.token(owner),
-        srv.token(reader),
-        srv.token(stranger),
-    );
+    let (owner_t, reader_t, stranger_t) =
+        (srv.token(owner), srv.token(reader), srv.token(stranger));
     let open = format!("{org}/open.git");
     let closed = format!("{org}/closed.git");
 
@@ -805,10 +828,9 @@ async fn smart_http_statuses_headers_and_advertisements() {
     assert_eq!(r.status, 200, "{}", r.text());
 
     // Protocol v2 on request.
-    let r = Raw::send(
-        info_refs(&srv, &open, "git-upload-pack").header("git-protocol", "version=2"),
-    )
-    .await;
+    let r =
+        Raw::send(info_refs(&srv, &open, "git-upload-pack").header("git-protocol", "version=2"))
+            .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         r.header("content-type"),
@@ -834,10 +856,9 @@ async fn smart_http_statuses_headers_and_advertisements() {
     assert_eq!(r.status, 403, "{}", r.text());
 
     // The owner gets the receive-pack advertisement.
-    let r = Raw::send(
-        info_refs(&srv, &open, "git-receive-pack").basic_auth("x-token", Some(&owner_t)),
-    )
-    .await;
+    let r =
+        Raw::send(info_refs(&srv, &open, "git-receive-pack").basic_auth("x-token", Some(&owner_t)))
+            .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         r.header("content-type"),
@@ -858,7 +879,10 @@ async fn smart_http_statuses_headers_and_advertisements() {
         "push-options",
         "object-format=sha1",
     ] {
-        assert!(text.contains(cap), "receive-pack advertises {cap:?}: {text:?}");
+        assert!(
+            text.contains(cap),
+            "receive-pack advertises {cap:?}: {text:?}"
+        );
     }
 
     // A private repository: anonymous and bogus credentials are challenged.
@@ -871,15 +895,16 @@ async fn smart_http_statuses_headers_and_advertisements() {
     Raw::send(info_refs(&srv, &closed, "git-upload-pack").bearer_auth("not-a-jwt"))
         .await
         .assert_challenge("bogus bearer on a private repository");
-    Raw::send(
-        info_refs(&srv, &closed, "git-upload-pack").basic_auth("x-token", Some("not-a-jwt")),
-    )
-    .await
-    .assert_challenge("bogus basic password on a private repository");
+    Raw::send(info_refs(&srv, &closed, "git-upload-pack").basic_auth("x-token", Some("not-a-jwt")))
+        .await
+        .assert_challenge("bogus basic password on a private repository");
 
     // Every accepted credential form reads it.
     let forms = [
-        ("bearer", info_refs(&srv, &closed, "git-upload-pack").bearer_auth(&reader_t)),
+        (
+            "bearer",
+            info_refs(&srv, &closed, "git-upload-pack").bearer_auth(&reader_t),
+        ),
         (
             "basic, any user",
             info_refs(&srv, &closed, "git-upload-pack").basic_auth("x-token", Some(&reader_t)),
@@ -1041,9 +1066,7 @@ async fn partial_clone_without_blobs_fetches_them_lazily() {
         let url = repo.url(&srv);
         let (_, shas) = seed(&c, &url, "seed", &["one", "two", "three"]).await;
 
-        let (p, _) = c
-            .clone(&url, "partial", &["--filter=blob:none"])
-            .await;
+        let (p, _) = c.clone(&url, "partial", &["--filter=blob:none"]).await;
         assert_eq!(read(&p.join("file.txt")), "three\n", "v{v}");
         assert_eq!(
             c.ok(&p, &["config", "remote.origin.promisor"]).await.text(),
@@ -1086,7 +1109,11 @@ fn pushes_ref(event: &Value, refname: &str, new: &str) -> bool {
 }
 
 /// The repository's push events, waiting up to a few seconds for `ready` to hold.
-async fn push_events(srv: &TestServer, repo: &Repo, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+async fn push_events(
+    srv: &TestServer,
+    repo: &Repo,
+    ready: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
     let auth = Auth::Bearer(repo.token.clone());
     let path = repo.rest("/events?event_type=push");
     let mut events = Vec::new();
@@ -1101,7 +1128,7 @@ async fn push_events(srv: &TestServer, repo: &Repo, ready: impl Fn(&[Value]) -> 
             .filter(|e| e["eventType"] == "push")
             .cloned()
             .collect();
-        if ready(&events) {
+        if ready(events.as_slice()) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1136,8 +1163,7 @@ async fn push_records_an_audit_event() {
     .await;
 
     let events = push_events(&srv, &repo, |es| {
-        es.iter()
-            .any(|e| pushes_ref(e, "refs/heads/main", &first))
+        es.iter().any(|e| pushes_ref(e, "refs/heads/main", &first))
     })
     .await;
     let event = events
@@ -1153,8 +1179,7 @@ async fn push_records_an_audit_event() {
     c.ok(&work, &["push", "origin", "HEAD:refs/heads/main"])
         .await;
     let events = push_events(&srv, &repo, |es| {
-        es.iter()
-            .any(|e| pushes_ref(e, "refs/heads/main", &second))
+        es.iter().any(|e| pushes_ref(e, "refs/heads/main", &second))
     })
     .await;
     assert!(

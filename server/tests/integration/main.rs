@@ -5,5 +5,6 @@
 mod auth;
 mod cli;
 mod common;
+mod git;
 mod permissions;
 mod repos;
