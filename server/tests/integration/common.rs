@@ -48,6 +48,27 @@ pub struct Options {
     pub no_internal_token: bool,
     /// Minimum time between JWKS refreshes.
     pub jwks_min_refresh: Option<Duration>,
+    /// Serve with the `orbit` binary, started with a `PATH` that holds no `git`, instead of
+    /// in-process. The test process still opens the same database (for `state`).
+    pub binary: bool,
+}
+
+/// The directory given to a spawned server as its whole `PATH`: it exists and is empty, so
+/// nothing (git least of all) can be found there.
+fn empty_path_dir(dir: &Path) -> PathBuf {
+    let p = dir.join("empty-bin");
+    std::fs::create_dir_all(&p).expect("empty bin dir");
+    p
+}
+
+/// A spawned `orbit` process, killed on drop.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// A server on 127.0.0.1 with its own data directory and database.
@@ -57,12 +78,15 @@ pub struct TestServer {
     pub state: AppState,
     pub dir: tempfile::TempDir,
     hs: Hs256,
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _child: Option<Child>,
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(t) = &self.task {
+            t.abort();
+        }
     }
 }
 
@@ -95,6 +119,15 @@ impl TestServer {
         Self::start_with(Options::default()).await
     }
 
+    /// The `orbit` binary with no `git` reachable on its `PATH`.
+    pub async fn start_binary() -> Self {
+        Self::start_with(Options {
+            binary: true,
+            ..Options::default()
+        })
+        .await
+    }
+
     pub async fn start_with(opts: Options) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut env: HashMap<String, String> = HashMap::new();
@@ -121,20 +154,47 @@ impl TestServer {
         let (state, _) = orbit_server::startup::prepare(config)
             .await
             .expect("startup");
-        let app = orbit_server::app(state.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        let base = format!("http://{addr}");
+        let (task, child) = if opts.binary {
+            drop(listener);
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_orbit"));
+            cmd.arg("serve")
+                .env_clear()
+                .env("PATH", empty_path_dir(dir.path()))
+                .env("SERVER_HOST", "127.0.0.1")
+                .env("SERVER_PORT", addr.port().to_string())
+                .current_dir(dir.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::inherit());
+            for (k, v) in &env {
+                cmd.env(k, v);
+            }
+            let child = Child(cmd.spawn().expect("spawn orbit"));
+            let start = std::time::Instant::now();
+            while client.get(format!("{base}/health")).send().await.is_err() {
+                assert!(start.elapsed() < Duration::from_secs(30), "orbit did not start");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (None, Some(child))
+        } else {
+            let app = orbit_server::app(state.clone());
+            let task = tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            (Some(task), None)
+        };
         TestServer {
-            base: format!("http://{addr}"),
-            client: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("client"),
+            base,
+            client,
             state,
             dir,
             hs: Hs256::new(SECRET.as_bytes()).expect("hs256"),
             task,
+            _child: child,
         }
     }
 

@@ -4,6 +4,9 @@
 //! shallow and partial clones, and the audit event a push leaves. Plus raw HTTP checks of the
 //! advertisements, statuses and authentication challenges.
 //!
+//! Every server here is the `orbit` binary started with an empty `PATH`: no `git` executable is
+//! reachable from the server, so everything it serves is native.
+//!
 //! The git CLI runs hermetically (no user or system config, no prompts) through
 //! `tokio::process`, so the server keeps serving on the test runtime while git waits on it.
 
@@ -295,7 +298,7 @@ fn pack_object_count(path: &Path) -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_repository_clones_then_takes_a_first_push() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_binary().await;
     for v in VERSIONS {
         let repo = new_repo(&srv, &format!("empty-v{v}"), "private").await;
         let c = Client::new(v);
@@ -338,7 +341,7 @@ async fn empty_repository_clones_then_takes_a_first_push() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protocol_version_is_negotiated_as_asked() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_binary().await;
     for v in VERSIONS {
         let repo = new_repo(&srv, &format!("proto-v{v}"), "private").await;
         let c = Client::new(v);
@@ -373,7 +376,7 @@ async fn protocol_version_is_negotiated_as_asked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_fetch_sends_only_what_is_missing() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_binary().await;
     for v in VERSIONS {
         let repo = new_repo(&srv, &format!("fetch-v{v}"), "private").await;
         let c = Client::new(v);
@@ -426,7 +429,7 @@ async fn incremental_fetch_sends_only_what_is_missing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_create_update_force_delete_tag_and_atomic() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_binary().await;
     for v in VERSIONS {
         let repo = new_repo(&srv, &format!("refs-v{v}"), "private").await;
         let c = Client::new(v);
@@ -556,7 +559,7 @@ async fn pushes_create_update_force_delete_tag_and_atomic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_fast_forward_push_is_rejected_until_rebased() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_binary().await;
     for v in VERSIONS {
         let repo = new_repo(&srv, &format!("nonff-v{v}"), "private").await;
         let c = Client::new(v);
@@ -598,7 +601,7 @@ async fn non_fast_forward_push_is_rejected_until_rebased() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_pushes_from_one_base_never_lose_a_commit() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_binary().await;
     for v in VERSIONS {
         let repo = new_repo(&srv, &format!("race-v{v}"), "private").await;
         let c = Client::new(v);
@@ -628,7 +631,7 @@ async fn concurrent_pushes_from_one_base_never_lose_a_commit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn git_credentials_decide_who_may_clone_and_push() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_binary().await;
     for v in VERSIONS {
         let repo = new_repo(&srv, &format!("private-v{v}"), "private").await;
         let c = Client::new(v);
@@ -786,7 +789,7 @@ fn rpc(srv: &TestServer, repo: &str, service: &str) -> reqwest::RequestBuilder {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smart_http_statuses_headers_and_advertisements() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_binary().await;
     let (owner, org, reader, stranger) = (
         Uuid::new_v4(),
         Uuid::new_v4(),
@@ -959,7 +962,7 @@ async fn smart_http_statuses_headers_and_advertisements() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn archived_repository_refuses_pushes() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_binary().await;
     for v in VERSIONS {
         let repo = new_repo(&srv, &format!("archived-v{v}"), "private").await;
         let c = Client::new(v);
@@ -996,7 +999,7 @@ async fn archived_repository_refuses_pushes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_options_are_accepted() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_binary().await;
     for v in VERSIONS {
         let repo = new_repo(&srv, &format!("options-v{v}"), "private").await;
         let c = Client::new(v);
@@ -1021,7 +1024,7 @@ async fn push_options_are_accepted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shallow_clone_then_deepen_and_unshallow() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_binary().await;
     for v in VERSIONS {
         let repo = new_repo(&srv, &format!("shallow-v{v}"), "private").await;
         let c = Client::new(v);
@@ -1059,7 +1062,7 @@ async fn shallow_clone_then_deepen_and_unshallow() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partial_clone_without_blobs_fetches_them_lazily() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_binary().await;
     for v in VERSIONS {
         let repo = new_repo(&srv, &format!("partial-v{v}"), "private").await;
         let c = Client::new(v);
@@ -1138,7 +1141,7 @@ async fn push_events(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_records_an_audit_event() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_binary().await;
     let repo = new_repo(&srv, "audited", "private").await;
     let (writer, agent) = (Uuid::new_v4(), Uuid::new_v4());
     srv.add_collaborator(repo.owner, repo.org, &repo.name, writer, "writer")
