@@ -175,17 +175,31 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "internal and admin routes are closed (401): INTERNAL_SERVICE_TOKEN is unset"
         );
     }
+    let tls = match &c.tls {
+        Some((cert, key)) => Some(crate::tls::acceptor(cert, key)?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (SERVER_HOST/SERVER_PORT): {e}"))?;
     let local = listener.local_addr()?;
-    tracing::info!(
-        "orbit listening on http://{local} (public URL {})",
-        c.public_base_url
-    );
-    axum::serve(listener, crate::app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let public = c.public_base_url.clone();
+    let app = crate::app(state);
+    match tls {
+        Some(acceptor) => {
+            tracing::info!("orbit listening on https://{local} (public URL {public})");
+            let listener = crate::tls::TlsListener::new(listener, acceptor)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+        }
+        None => {
+            tracing::info!("orbit listening on http://{local} (public URL {public})");
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+        }
+    }
     tracing::info!("orbit stopped");
     Ok(())
 }

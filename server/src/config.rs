@@ -76,6 +76,8 @@ pub struct Config {
     pub jwks_fetch_timeout: Duration,
     /// Largest accepted REST request body, in bytes.
     pub max_json_body_bytes: usize,
+    /// `TLS_CERT_PATH` and `TLS_KEY_PATH`: serve HTTPS natively when both are set.
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// `GIT_MAX_PACK_BYTES`: largest pack a push may send.
     pub git_max_pack_bytes: u64,
     /// `GIT_MAX_OBJECT_BYTES`: largest object (inflated) a push may contain.
@@ -241,6 +243,11 @@ impl Config {
                 .trim_end_matches('/')
                 .to_owned(),
             None => {
+                let scheme = if get("TLS_CERT_PATH").is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
                 let shown = if host.is_unspecified() || host.is_loopback() {
                     "localhost".to_owned()
                 } else if host.is_ipv6() {
@@ -248,7 +255,7 @@ impl Config {
                 } else {
                     host.to_string()
                 };
-                format!("http://{shown}:{port}")
+                format!("{scheme}://{shown}:{port}")
             }
         };
 
@@ -277,7 +284,19 @@ impl Config {
         let git_max_ref_updates = usize::try_from(number("GIT_MAX_REF_UPDATES", 1000)?)
             .map_err(|_| err("GIT_MAX_REF_UPDATES", "too large"))?;
 
+        let tls = match (get("TLS_CERT_PATH"), get("TLS_KEY_PATH")) {
+            (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
+            (Some(_), None) => {
+                return Err(err("TLS_KEY_PATH", "must be set when TLS_CERT_PATH is set"))
+            }
+            (None, Some(_)) => {
+                return Err(err("TLS_CERT_PATH", "must be set when TLS_KEY_PATH is set"))
+            }
+            (None, None) => None,
+        };
+
         Ok(Config {
+            tls,
             git_max_pack_bytes,
             git_max_object_bytes,
             git_max_ref_updates,

@@ -12,6 +12,7 @@ pub mod git_http;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod tls;
 
 use std::time::Duration;
 

@@ -8,3 +8,4 @@ mod common;
 mod git;
 mod permissions;
 mod repos;
+mod tls;
