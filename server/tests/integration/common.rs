@@ -176,7 +176,10 @@ impl TestServer {
             let child = Child(cmd.spawn().expect("spawn orbit"));
             let start = std::time::Instant::now();
             while client.get(format!("{base}/health")).send().await.is_err() {
-                assert!(start.elapsed() < Duration::from_secs(30), "orbit did not start");
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "orbit did not start"
+                );
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             (None, Some(child))
