@@ -84,6 +84,9 @@ pub struct Config {
     pub git_max_object_bytes: usize,
     /// `GIT_MAX_REF_UPDATES`: most ref updates in one push.
     pub git_max_ref_updates: usize,
+    /// `GIT_IDLE_TIMEOUT_SECS`: a git request body that sends nothing, or a client that reads
+    /// nothing, for this long is cut off.
+    pub git_idle_timeout: Duration,
 }
 
 impl Config {
@@ -284,6 +287,7 @@ impl Config {
         let git_max_ref_updates = usize::try_from(number("GIT_MAX_REF_UPDATES", 1000)?)
             .map_err(|_| err("GIT_MAX_REF_UPDATES", "too large"))?;
 
+        let git_idle_timeout = Duration::from_secs(number("GIT_IDLE_TIMEOUT_SECS", 120)?);
         let tls = match (get("TLS_CERT_PATH"), get("TLS_KEY_PATH")) {
             (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
             (Some(_), None) => {
@@ -296,6 +300,7 @@ impl Config {
         };
 
         Ok(Config {
+            git_idle_timeout,
             tls,
             git_max_pack_bytes,
             git_max_object_bytes,

@@ -9,6 +9,7 @@
 use std::io::{self, Read, Write};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -268,17 +269,31 @@ impl Read for BodyReader {
     }
 }
 
-/// Writes response bytes into a channel drained by the HTTP body; fails once the client is gone.
+/// Writes response bytes into a channel drained by the HTTP body; fails once the client is gone
+/// or has not read anything for the idle timeout.
 struct ChannelWriter {
     tx: mpsc::Sender<Result<Bytes, io::Error>>,
+    runtime: tokio::runtime::Handle,
+    idle: Duration,
 }
 
 impl Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tx
-            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))?;
-        Ok(buf.len())
+        let item = Ok(Bytes::copy_from_slice(buf));
+        let sent = self
+            .runtime
+            .block_on(tokio::time::timeout(self.idle, self.tx.send(item)));
+        match sent {
+            Ok(Ok(())) => Ok(buf.len()),
+            Ok(Err(_)) => Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the client went away",
+            )),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            )),
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -286,12 +301,26 @@ impl Write for ChannelWriter {
     }
 }
 
-/// Streams `body` into a blocking reader (gzip-decoded if `gzip`).
-fn body_reader(body: Body, gzip: bool) -> Box<dyn Read + Send> {
+/// Streams `body` into a blocking reader (gzip-decoded if `gzip`). A body that sends nothing
+/// for `idle` fails the read.
+fn body_reader(body: Body, gzip: bool, idle: Duration) -> Box<dyn Read + Send> {
     let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(8);
     tokio::spawn(async move {
         let mut stream = body.into_data_stream();
-        while let Some(chunk) = stream.next().await {
+        loop {
+            let chunk = match tokio::time::timeout(idle, stream.next()).await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(_) => {
+                    let _ = tx
+                        .send(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("the request body was idle for {}s", idle.as_secs()),
+                        )))
+                        .await;
+                    break;
+                }
+            };
             let item = chunk.map_err(io::Error::other);
             let failed = item.is_err();
             if tx.send(item).await.is_err() || failed {
@@ -332,11 +361,13 @@ async fn upload_pack(
     } else {
         gitcore::upload_pack::Protocol::V0
     };
-    let input = body_reader(body, is_gzip(&headers));
+    let idle = state.config.git_idle_timeout;
+    let input = body_reader(body, is_gzip(&headers), idle);
     let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(16);
     let interrupt = Arc::new(AtomicBool::new(false));
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let out = ChannelWriter { tx };
+        let out = ChannelWriter { tx, runtime, idle };
         let result = gitcore::storage::open(&path)
             .map_err(|e| e.to_string())
             .and_then(|repo| {
@@ -391,7 +422,7 @@ async fn receive_pack(
             .then(|| "the repository is archived (read-only)".to_owned()),
         thread_limit: None,
     };
-    let input = body_reader(body, is_gzip(&headers));
+    let input = body_reader(body, is_gzip(&headers), state.config.git_idle_timeout);
     let result = tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
         let interrupt = AtomicBool::new(false);
