@@ -123,7 +123,19 @@ fn parse_commands<R: Read>(reader: &mut pkt::Reader<R>) -> Result<Request, Error
     };
     loop {
         let line = match reader.line_or_eof()? {
-            None | Some(Line::Flush) => break,
+            // A request always ends its commands with a flush: one that stops short was cut off
+            // and must change nothing.
+            None if req.commands.is_empty() => {
+                return Err(Error::Protocol(
+                    "empty request: expected ref update commands".into(),
+                ))
+            }
+            None => {
+                return Err(Error::Protocol(
+                    "the request ended before the flush after its commands".into(),
+                ))
+            }
+            Some(Line::Flush) => break,
             Some(Line::Data(l)) => l,
             Some(other) => {
                 return Err(Error::Protocol(format!(
@@ -166,7 +178,12 @@ fn parse_commands<R: Read>(reader: &mut pkt::Reader<R>) -> Result<Request, Error
     if !req.commands.is_empty() && req.caps.contains("push-options") {
         loop {
             match reader.line_or_eof()? {
-                None | Some(Line::Flush) => break,
+                None => {
+                    return Err(Error::Protocol(
+                        "the request ended before the flush after its push options".into(),
+                    ))
+                }
+                Some(Line::Flush) => break,
                 Some(Line::Data(l)) => req
                     .push_options
                     .push(String::from_utf8_lossy(&l).into_owned()),
@@ -234,8 +251,10 @@ pub fn serve(
             Err(reason) => outcome.unpack_error = Some(reason),
         }
     }
-    // Drain whatever the client still sends, so it reads our report instead of a broken pipe.
-    let _ = io::copy(&mut input.take(options.max_pack_bytes), &mut io::sink());
+    // Drain whatever the client still sends (a refused pack included), so it reads our report
+    // instead of a broken pipe. Bounded, so a client cannot keep us reading forever.
+    let drain_limit = options.max_pack_bytes.saturating_mul(4).max(1 << 30);
+    let _ = io::copy(&mut input.take(drain_limit), &mut io::sink());
 
     let mut errors: Vec<Option<String>> = vec![None; req.commands.len()];
     if let Some(reason) = &outcome.unpack_error {

@@ -258,7 +258,13 @@ fn serve_v0<R: Read, W: Write>(
     // Wants (and shallow/deepen/filter lines) up to the first flush.
     loop {
         match reader.line_or_eof()? {
-            None | Some(Line::Flush) => break,
+            None => {
+                return Err(Error::Protocol(
+                    "the request ended before the flush after its wants".into(),
+                )
+                .into())
+            }
+            Some(Line::Flush) => break,
             Some(Line::Data(line)) => {
                 if let Some(rest) = line.strip_prefix(b"want ") {
                     let (hex, caps) = match rest.iter().position(|b| *b == b' ') {
@@ -305,7 +311,13 @@ fn serve_v0<R: Read, W: Write>(
             wants_only = false;
         }
         match line {
-            None | Some(Line::Flush) => break,
+            None if wants_only => break,
+            None => {
+                return Err(
+                    Error::Protocol("the request ended in the middle of its haves".into()).into(),
+                )
+            }
+            Some(Line::Flush) => break,
             Some(Line::Data(line)) => {
                 if line == b"done" {
                     req.done = true;

@@ -195,6 +195,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         None => {
             tracing::info!("orbit listening on http://{local} (public URL {public})");
+            // Small git and REST replies go out in several writes: without TCP_NODELAY, Nagle's
+            // algorithm and the client's delayed ACK add ~40 ms to each.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown_signal())
                 .await?;

@@ -301,9 +301,9 @@ impl Write for ChannelWriter {
     }
 }
 
-/// Streams `body` into a blocking reader (gzip-decoded if `gzip`). A body that sends nothing
-/// for `idle` fails the read.
-fn body_reader(body: Body, gzip: bool, idle: Duration) -> Box<dyn Read + Send> {
+/// Streams `body` into a blocking reader. A body that sends nothing for `idle` fails the read.
+/// Wrap it with [`decoded`] on the blocking thread (a gzip decoder reads as soon as it is made).
+fn body_reader(body: Body, idle: Duration) -> BodyReader {
     let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(8);
     tokio::spawn(async move {
         let mut stream = body.into_data_stream();
@@ -328,10 +328,15 @@ fn body_reader(body: Body, gzip: bool, idle: Duration) -> Box<dyn Read + Send> {
             }
         }
     });
-    let reader = BodyReader {
+    BodyReader {
         rx,
         current: Bytes::new(),
-    };
+    }
+}
+
+/// The request body, gzip-decoded when git compressed it. Call on a blocking thread only: a
+/// gzip decoder reads the header as soon as it is made.
+fn decoded(reader: BodyReader, gzip: bool) -> Box<dyn Read + Send> {
     if gzip {
         Box::new(flate2::read::GzDecoder::new(reader))
     } else {
@@ -362,11 +367,13 @@ async fn upload_pack(
         gitcore::upload_pack::Protocol::V0
     };
     let idle = state.config.git_idle_timeout;
-    let input = body_reader(body, is_gzip(&headers), idle);
+    let body = body_reader(body, idle);
+    let gzip = is_gzip(&headers);
     let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(16);
     let interrupt = Arc::new(AtomicBool::new(false));
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
+        let input = decoded(body, gzip);
         let out = ChannelWriter { tx, runtime, idle };
         let result = gitcore::storage::open(&path)
             .map_err(|e| e.to_string())
@@ -422,8 +429,10 @@ async fn receive_pack(
             .then(|| "the repository is archived (read-only)".to_owned()),
         thread_limit: None,
     };
-    let input = body_reader(body, is_gzip(&headers), state.config.git_idle_timeout);
+    let body = body_reader(body, state.config.git_idle_timeout);
+    let gzip = is_gzip(&headers);
     let result = tokio::task::spawn_blocking(move || {
+        let input = decoded(body, gzip);
         let mut out = Vec::new();
         let interrupt = AtomicBool::new(false);
         let outcome = gitcore::receive_pack::serve(&path, input, &mut out, &interrupt, &options);

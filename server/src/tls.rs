@@ -95,6 +95,7 @@ impl TlsListener {
                         continue;
                     }
                 };
+                let _ = stream.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let conn_tx = tx.clone();
                 tokio::spawn(async move {

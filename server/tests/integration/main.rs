@@ -6,6 +6,7 @@ mod auth;
 mod cli;
 mod common;
 mod git;
+mod git_abuse;
 mod permissions;
 mod repos;
 mod tls;

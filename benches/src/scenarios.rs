@@ -1,0 +1,633 @@
+//! The scenarios, each run on both servers, alternating (A B A B...).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use crate::report::{Result as ScenarioResult, Sample};
+use crate::servers::Server;
+
+/// Everything scenarios share.
+pub struct Ctx<'a> {
+    /// The corpus (bare).
+    pub corpus: PathBuf,
+    /// Scratch space.
+    pub scratch: PathBuf,
+    /// The two servers, Orbit first.
+    pub servers: [&'a dyn Server; 2],
+    /// Rounds per scenario.
+    pub rounds: usize,
+    /// Seconds per concurrency level in the load scenario.
+    pub load_secs: f64,
+    /// Clone URL of the repository holding the corpus, per server.
+    pub corpus_urls: [String; 2],
+    /// Base URL path of that repository (`/{org}/{name}.git` or `/{name}.git`), per server.
+    pub corpus_paths: [String; 2],
+}
+
+/// A hermetic git client command.
+pub fn git(dir: &Path, home: &Path) -> Command {
+    let mut c = Command::new("git");
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_AUTHOR_NAME", "Bench")
+        .env("GIT_AUTHOR_EMAIL", "bench@orbit.test")
+        .env("GIT_COMMITTER_NAME", "Bench")
+        .env("GIT_COMMITTER_EMAIL", "bench@orbit.test")
+        .env("LC_ALL", "C")
+        .current_dir(dir)
+        .stdin(Stdio::null());
+    c
+}
+
+/// Runs git, failing with its stderr.
+pub fn run_git(dir: &Path, home: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = git(dir, home).args(args).output()?;
+    if !out.status.success() {
+        bail!(
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn measure(
+    server: &dyn Server,
+    f: impl FnOnce() -> anyhow::Result<Sample>,
+) -> anyhow::Result<Sample> {
+    let before = server.usage(true)?;
+    let start = Instant::now();
+    let mut sample = f()?;
+    let wall = start.elapsed().as_secs_f64();
+    // Let the server finish accounting for the last request (CGI children are reaped after the
+    // response ends).
+    std::thread::sleep(Duration::from_millis(50));
+    let after = server.usage(false)?;
+    if sample.wall_secs == 0.0 {
+        sample.wall_secs = wall;
+    }
+    sample.server_cpu_secs = (after.cpu_secs - before.cpu_secs).max(0.0);
+    sample.server_peak_rss_bytes = after.peak_rss_bytes;
+    if sample.ops == 0 {
+        sample.ops = 1;
+    }
+    Ok(sample)
+}
+
+/// Runs `each(server_index, round)` for every round on both servers, alternating.
+fn alternate(
+    ctx: &Ctx<'_>,
+    name: &str,
+    mut each: impl FnMut(usize, usize) -> anyhow::Result<Sample>,
+) -> anyhow::Result<ScenarioResult> {
+    let mut res = ScenarioResult {
+        scenario: name.to_owned(),
+        orbit: Vec::new(),
+        git: Vec::new(),
+    };
+    for round in 0..ctx.rounds {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let s = measure(ctx.servers[i], || each(i, round))
+                .with_context(|| format!("{name} on {}", ctx.servers[i].name()))?;
+            if i == 0 {
+                res.orbit.push(s);
+            } else {
+                res.git.push(s);
+            }
+        }
+        eprintln!(
+            "orbit-bench: {name}: round {} of {} done",
+            round + 1,
+            ctx.rounds
+        );
+    }
+    Ok(res)
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => total += dir_size(&e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+/// Pushes the corpus (every branch and tag) to `url`.
+pub fn push_corpus(ctx: &Ctx<'_>, url: &str) -> anyhow::Result<()> {
+    let home = ctx.scratch.join("home");
+    std::fs::create_dir_all(&home)?;
+    run_git(
+        &ctx.corpus,
+        &home,
+        &[
+            "push",
+            "--quiet",
+            url,
+            "refs/heads/*:refs/heads/*",
+            "refs/tags/*:refs/tags/*",
+        ],
+    )?;
+    Ok(())
+}
+
+/// Initial push of the whole history into an empty repository, with the stock git client.
+pub fn push_initial(ctx: &Ctx<'_>) -> anyhow::Result<ScenarioResult> {
+    let pack_bytes = dir_size(&ctx.corpus.join("objects"));
+    alternate(ctx, "push-initial", |i, round| {
+        let url = ctx.servers[i]
+            .create_repo(&format!("push-r{round}-{}", uuid::Uuid::new_v4().simple()))?;
+        push_corpus(ctx, &url)?;
+        Ok(Sample {
+            bytes: pack_bytes,
+            ..Sample::default()
+        })
+    })
+}
+
+/// A pkt-line.
+fn pkt(s: &str) -> Vec<u8> {
+    let mut v = format!("{:04x}", s.len() + 4).into_bytes();
+    v.extend_from_slice(s.as_bytes());
+    v
+}
+
+/// A protocol v2 fetch request for `wants`, having `haves`.
+fn v2_fetch(wants: &[String], haves: &[String]) -> Vec<u8> {
+    let mut b = pkt("command=fetch\n");
+    b.extend(pkt("object-format=sha1\n"));
+    b.extend_from_slice(b"0001");
+    for a in [
+        "thin-pack\n",
+        "ofs-delta\n",
+        "no-progress\n",
+        "include-tag\n",
+    ] {
+        b.extend(pkt(a));
+    }
+    for w in wants {
+        b.extend(pkt(&format!("want {w}\n")));
+    }
+    for h in haves {
+        b.extend(pkt(&format!("have {h}\n")));
+    }
+    b.extend(pkt("done\n"));
+    b.extend_from_slice(b"0000");
+    b
+}
+
+fn v2_ls_refs() -> Vec<u8> {
+    let mut b = pkt("command=ls-refs\n");
+    b.extend(pkt("object-format=sha1\n"));
+    b.extend_from_slice(b"0001");
+    for a in [
+        "peel\n",
+        "symrefs\n",
+        "ref-prefix HEAD\n",
+        "ref-prefix refs/heads/\n",
+        "ref-prefix refs/tags/\n",
+    ] {
+        b.extend(pkt(a));
+    }
+    b.extend_from_slice(b"0000");
+    b
+}
+
+/// What a streamed upload-pack reply contained.
+struct Reply {
+    pack_bytes: u64,
+    ttfb: Option<f64>,
+}
+
+/// POSTs to `git-upload-pack` and reads the reply as it streams, counting side-band-1 bytes
+/// after `packfile`, without keeping them.
+async fn post_upload_pack(
+    client: &reqwest::Client,
+    server: &dyn Server,
+    path: &str,
+    body: Vec<u8>,
+) -> anyhow::Result<Reply> {
+    let start = Instant::now();
+    let mut req = client
+        .post(format!("{}{path}/git-upload-pack", server.base()))
+        .header("content-type", "application/x-git-upload-pack-request")
+        .header("accept", "application/x-git-upload-pack-result")
+        .header("git-protocol", "version=2")
+        .body(body);
+    if let Some(a) = server.auth_header() {
+        req = req.header("authorization", a);
+    }
+    let mut resp = req.send().await?;
+    if !resp.status().is_success() {
+        bail!("upload-pack answered HTTP {}", resp.status());
+    }
+    let mut buf: Vec<u8> = Vec::new();
+    let mut in_pack = false;
+    let mut reply = Reply {
+        pack_bytes: 0,
+        ttfb: None,
+    };
+    while let Some(chunk) = resp.chunk().await? {
+        buf.extend_from_slice(&chunk);
+        // Consume whole pkt-lines.
+        let mut pos = 0;
+        while buf.len() >= pos + 4 {
+            let len = usize::from_str_radix(std::str::from_utf8(&buf[pos..pos + 4])?, 16)?;
+            if len < 4 {
+                pos += 4;
+                continue;
+            }
+            if buf.len() < pos + len {
+                break;
+            }
+            let data = &buf[pos + 4..pos + len];
+            if in_pack {
+                match data.first() {
+                    Some(1) => {
+                        if reply.ttfb.is_none() {
+                            reply.ttfb = Some(start.elapsed().as_secs_f64());
+                        }
+                        reply.pack_bytes += (data.len() - 1) as u64;
+                    }
+                    Some(3) => bail!("server error: {}", String::from_utf8_lossy(&data[1..])),
+                    _ => {}
+                }
+            } else if data.starts_with(b"packfile") {
+                in_pack = true;
+            } else if data.starts_with(b"ERR ") {
+                bail!("server error: {}", String::from_utf8_lossy(data));
+            }
+            pos += len;
+        }
+        buf.drain(..pos);
+    }
+    if !in_pack {
+        bail!("no packfile section in the reply");
+    }
+    Ok(reply)
+}
+
+/// Every ref tip of the corpus (tags unpeeled, so tag objects are wanted too).
+fn corpus_tips(ctx: &Ctx<'_>) -> anyhow::Result<Vec<String>> {
+    let home = ctx.scratch.join("home");
+    let out = run_git(
+        &ctx.corpus,
+        &home,
+        &["for-each-ref", "--format=%(objectname)"],
+    )?;
+    let mut v: Vec<String> = out.lines().map(str::to_owned).collect();
+    v.sort();
+    v.dedup();
+    Ok(v)
+}
+
+fn rt() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(64)
+        .build()?)
+}
+
+/// The v2 `fetch` a clone sends, POSTed by the harness; the reply is parsed and discarded.
+pub fn clone_stream(ctx: &Ctx<'_>) -> anyhow::Result<ScenarioResult> {
+    let wants = corpus_tips(ctx)?;
+    let rt = rt()?;
+    let client = client()?;
+    alternate(ctx, "clone-stream", |i, _| {
+        let reply = rt.block_on(post_upload_pack(
+            &client,
+            ctx.servers[i],
+            &ctx.corpus_paths[i],
+            v2_fetch(&wants, &[]),
+        ))?;
+        Ok(Sample {
+            bytes: reply.pack_bytes,
+            ttfb_secs: reply.ttfb,
+            ..Sample::default()
+        })
+    })
+}
+
+/// Clones with the stock git client: full, `--depth=1`, `--filter=blob:none`.
+pub fn clones(ctx: &Ctx<'_>) -> anyhow::Result<Vec<ScenarioResult>> {
+    let home = ctx.scratch.join("home");
+    let mut out = Vec::new();
+    for (name, extra) in [
+        ("clone-full", &[][..]),
+        ("clone-depth1", &["--depth=1"][..]),
+        ("clone-filter-blobless", &["--filter=blob:none"][..]),
+    ] {
+        out.push(alternate(ctx, name, |i, round| {
+            let dest = ctx.scratch.join(format!("{name}-{i}-{round}"));
+            let mut args = vec!["clone", "--bare", "--quiet"];
+            args.extend_from_slice(extra);
+            let url = ctx.corpus_urls[i].clone();
+            args.push(&url);
+            let dest_s = dest.to_string_lossy().into_owned();
+            args.push(&dest_s);
+            run_git(&ctx.scratch, &home, &args)?;
+            let bytes = dir_size(&dest.join("objects"));
+            std::fs::remove_dir_all(&dest)?;
+            Ok(Sample {
+                bytes,
+                ..Sample::default()
+            })
+        })?);
+    }
+    Ok(out)
+}
+
+/// Incremental fetch when the client is `behind` first-parent commits behind `main`.
+pub fn fetch_behind(ctx: &Ctx<'_>, behind: usize) -> anyhow::Result<ScenarioResult> {
+    let home = ctx.scratch.join("home");
+    let tip = run_git(&ctx.corpus, &home, &["rev-parse", "refs/heads/main"])?;
+    let have = run_git(
+        &ctx.corpus,
+        &home,
+        &["rev-parse", &format!("refs/heads/main~{behind}")],
+    )?;
+    let rt = rt()?;
+    let client = client()?;
+    alternate(ctx, &format!("fetch-behind-{behind}"), |i, _| {
+        let reply = rt.block_on(post_upload_pack(
+            &client,
+            ctx.servers[i],
+            &ctx.corpus_paths[i],
+            v2_fetch(std::slice::from_ref(&tip), std::slice::from_ref(&have)),
+        ))?;
+        Ok(Sample {
+            bytes: reply.pack_bytes,
+            ..Sample::default()
+        })
+    })
+}
+
+/// One commit with one file, pushed with the stock git client.
+pub fn push_small(ctx: &Ctx<'_>) -> anyhow::Result<ScenarioResult> {
+    let home = ctx.scratch.join("home");
+    let mut work = Vec::new();
+    for i in 0..2 {
+        let dir = ctx.scratch.join(format!("small-push-{i}"));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        run_git(
+            &ctx.scratch,
+            &home,
+            &[
+                "clone",
+                "--quiet",
+                "--shared",
+                "--branch",
+                "main",
+                &ctx.corpus.to_string_lossy(),
+                &dir.to_string_lossy(),
+            ],
+        )?;
+        work.push(dir);
+    }
+    let mut counter = 0u64;
+    alternate(ctx, "push-small", |i, round| {
+        counter += 1;
+        let dir = &work[i];
+        std::fs::write(
+            dir.join(format!("note-{round}.txt")),
+            format!("small push {counter}\n"),
+        )?;
+        run_git(dir, &home, &["add", "-A"])?;
+        run_git(dir, &home, &["commit", "--quiet", "-m", "small push"])?;
+        let start = Instant::now();
+        run_git(
+            dir,
+            &home,
+            &[
+                "push",
+                "--quiet",
+                &ctx.corpus_urls[i],
+                "HEAD:refs/heads/main",
+            ],
+        )?;
+        Ok(Sample {
+            wall_secs: start.elapsed().as_secs_f64(),
+            ..Sample::default()
+        })
+    })
+}
+
+/// Small-op load: ref advertisement, v2 `ls-refs` and a 1-commit `fetch`, replayed by `conns`
+/// concurrent connections for a fixed time.
+pub fn small_ops(ctx: &Ctx<'_>, conns: usize) -> anyhow::Result<ScenarioResult> {
+    let home = ctx.scratch.join("home");
+    let tip = run_git(&ctx.corpus, &home, &["rev-parse", "refs/heads/main~5"])?;
+    let parent = run_git(&ctx.corpus, &home, &["rev-parse", "refs/heads/main~6"])?;
+    let fetch = v2_fetch(&[tip], &[parent]);
+    let ls = v2_ls_refs();
+    let rt = rt()?;
+    let duration = Duration::from_secs_f64(ctx.load_secs);
+    alternate(ctx, &format!("small-ops-{conns}"), |i, _| {
+        let server = ctx.servers[i];
+        let base = format!("{}{}", server.base(), ctx.corpus_paths[i]);
+        let auth = server.auth_header();
+        let (fetch, ls) = (fetch.clone(), ls.clone());
+        let start = Instant::now();
+        let latencies = rt.block_on(async move {
+            let client = client()?;
+            let mut tasks = Vec::new();
+            for w in 0..conns {
+                let (client, base, auth, fetch, ls) = (
+                    client.clone(),
+                    base.clone(),
+                    auth.clone(),
+                    fetch.clone(),
+                    ls.clone(),
+                );
+                tasks.push(tokio::spawn(async move {
+                    let mut lat = Vec::new();
+                    let mut k = w;
+                    while start.elapsed() < duration {
+                        let t = Instant::now();
+                        let mut req = match k % 3 {
+                            0 => client.get(format!("{base}/info/refs?service=git-upload-pack")),
+                            1 => client
+                                .post(format!("{base}/git-upload-pack"))
+                                .header("git-protocol", "version=2")
+                                .header("content-type", "application/x-git-upload-pack-request")
+                                .body(ls.clone()),
+                            _ => client
+                                .post(format!("{base}/git-upload-pack"))
+                                .header("git-protocol", "version=2")
+                                .header("content-type", "application/x-git-upload-pack-request")
+                                .body(fetch.clone()),
+                        };
+                        if let Some(a) = &auth {
+                            req = req.header("authorization", a);
+                        }
+                        let resp = req.send().await?;
+                        if !resp.status().is_success() {
+                            anyhow::bail!("HTTP {}", resp.status());
+                        }
+                        let _ = resp.bytes().await?;
+                        lat.push(t.elapsed().as_secs_f64());
+                        k += 1;
+                    }
+                    Ok::<_, anyhow::Error>(lat)
+                }));
+            }
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await??);
+            }
+            Ok::<_, anyhow::Error>(all)
+        })?;
+        let wall = start.elapsed().as_secs_f64();
+        let mut sorted = latencies.clone();
+        sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        let pct = |p: f64| {
+            sorted
+                .get(((sorted.len() as f64 - 1.0) * p).round() as usize)
+                .copied()
+        };
+        Ok(Sample {
+            wall_secs: wall,
+            ops: sorted.len() as u64,
+            p50_secs: pct(0.5),
+            p99_secs: pct(0.99),
+            ..Sample::default()
+        })
+    })
+}
+
+/// gitcore alone (no HTTP) against `git pack-objects --stdout` on the same wants and haves.
+/// The "server" columns are this process (Orbit) and the pack-objects child (git).
+pub fn gitcore_pack(
+    ctx: &Ctx<'_>,
+    name: &str,
+    wants: &[String],
+    haves: &[String],
+) -> anyhow::Result<ScenarioResult> {
+    let home = ctx.scratch.join("home");
+    let repo = gitcore::storage::open(&ctx.corpus)?;
+    let parse = |v: &[String]| -> anyhow::Result<Vec<gitcore::ObjectId>> {
+        v.iter()
+            .map(|h| gitcore::ObjectId::from_hex(h.as_bytes()).map_err(Into::into))
+            .collect()
+    };
+    let (want_ids, have_ids) = (parse(wants)?, parse(haves)?);
+    let mut res = ScenarioResult {
+        scenario: name.to_owned(),
+        orbit: Vec::new(),
+        git: Vec::new(),
+    };
+    let self_pid = std::process::id();
+    for round in 0..ctx.rounds {
+        // gitcore, in this process.
+        let before = crate::servers::proc_usage(self_pid, true)?;
+        let start = Instant::now();
+        let interrupt = AtomicBool::new(false);
+        let mut named = Vec::new();
+        let commits = gitcore::pack::split_wants(&repo, &want_ids, &mut named)?;
+        let commits = gitcore::pack::walk_commits(&repo, &commits, &have_ids, &interrupt)?;
+        let sel = gitcore::pack::objects_for(
+            &repo,
+            commits,
+            &named,
+            &have_ids,
+            &[],
+            false,
+            Default::default(),
+            &interrupt,
+        )?;
+        let objects = sel.ids.len() as u64;
+        let mut sink = Counting(0);
+        gitcore::pack::write(&repo, sel.ids, &mut sink, &interrupt, None)?;
+        let wall = start.elapsed().as_secs_f64();
+        let after = crate::servers::proc_usage(self_pid, false)?;
+        res.orbit.push(Sample {
+            wall_secs: wall,
+            server_cpu_secs: after.cpu_secs - before.cpu_secs,
+            server_peak_rss_bytes: after.peak_rss_bytes,
+            bytes: sink.0,
+            ops: 1,
+            objects: Some(objects),
+            ..Sample::default()
+        });
+        // git pack-objects.
+        let mut input = String::new();
+        for w in wants {
+            input.push_str(w);
+            input.push('\n');
+        }
+        for h in haves {
+            input.push_str(&format!("^{h}\n"));
+        }
+        let start = Instant::now();
+        let mut child = git(&ctx.corpus, &home)
+            .args([
+                "pack-objects",
+                "--stdout",
+                "--revs",
+                "--delta-base-offset",
+                "--quiet",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().context("stdin")?;
+            stdin.write_all(input.as_bytes())?;
+        }
+        let mut stdout = child.stdout.take().context("stdout")?;
+        let mut sink = Counting(0);
+        std::io::copy(&mut stdout, &mut sink)?;
+        let (cpu, rss) = crate::cgi::wait_child(child)?;
+        res.git.push(Sample {
+            wall_secs: start.elapsed().as_secs_f64(),
+            server_cpu_secs: cpu,
+            server_peak_rss_bytes: rss,
+            bytes: sink.0,
+            ops: 1,
+            objects: None,
+            ..Sample::default()
+        });
+        eprintln!(
+            "orbit-bench: {name}: round {} of {} done",
+            round + 1,
+            ctx.rounds
+        );
+    }
+    Ok(res)
+}
+
+struct Counting(u64);
+
+impl std::io::Write for Counting {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
