@@ -58,7 +58,7 @@ pub const LARGE: Params = Params {
 impl Params {
     fn key(&self) -> String {
         format!(
-            "{}-c{}-f{}-b{}x{}-m{}-t{}-s{}-v1",
+            "{}-c{}-f{}-b{}x{}-m{}-t{}-s{}-v2",
             self.name,
             self.commits,
             self.files,
@@ -155,6 +155,24 @@ pub fn ensure(params: &Params, cache_root: &Path) -> anyhow::Result<PathBuf> {
     }
     if !child.wait()?.success() {
         bail!("git fast-import failed");
+    }
+    // fast-import stores most blobs whole; a repack gives the deltas a real repository has.
+    let status = Command::new("git")
+        .arg("-C")
+        .arg(&repo)
+        .args([
+            "repack",
+            "-a",
+            "-d",
+            "-f",
+            "-q",
+            "--window=10",
+            "--depth=50",
+            "--no-write-bitmap-index",
+        ])
+        .status()?;
+    if !status.success() {
+        bail!("git repack failed");
     }
     std::fs::write(dir.join("done"), b"ok")?;
     Ok(repo)

@@ -46,6 +46,7 @@ struct Args {
 fn usage() -> String {
     format!(
         "usage: orbit-bench <scenario|all>... [--quick] [--json FILE] [--repo PATH] [--rounds N] [--orbit-bin PATH]\n\
+         or:    orbit-bench corpus [--quick]   (generate the corpus only and print its path)\n\
          scenarios: {}",
         SCENARIOS.join(", ")
     )
@@ -268,6 +269,24 @@ fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().collect();
     if raw.get(1).map(String::as_str) == Some("cgi-server") {
         return cgi_main(&raw[2..]);
+    }
+    if raw.get(1).map(String::as_str) == Some("corpus") {
+        // Generate (or find) the corpus only: `orbit-bench corpus [--quick]`.
+        let params = if raw.iter().any(|a| a == "--quick") {
+            corpus::SMALL
+        } else {
+            corpus::LARGE
+        };
+        return match corpus::ensure(&params, &cache_root()) {
+            Ok(p) => {
+                println!("{}", p.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("orbit-bench: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
     }
     match parse_args().and_then(run) {
         Ok(()) => ExitCode::SUCCESS,

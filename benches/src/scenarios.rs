@@ -560,7 +560,7 @@ pub fn gitcore_pack(
         )?;
         let objects = sel.ids.len() as u64;
         let mut sink = Counting(0);
-        gitcore::pack::write(&repo, sel.ids, &mut sink, &interrupt, None)?;
+        gitcore::pack::write(&repo, sel.ids, None, &mut sink, &interrupt, None)?;
         let wall = start.elapsed().as_secs_f64();
         let after = crate::servers::proc_usage(self_pid, false)?;
         res.orbit.push(Sample {

@@ -51,6 +51,10 @@ pub struct Selection {
     pub ids: Vec<ObjectId>,
     /// The commits among them.
     pub commits: usize,
+    /// Objects the client will have once it received the pack: what it provably had (the
+    /// common commits and their trees) plus what is sent. Thin-pack deltas may use these as
+    /// bases, and only these.
+    pub known: HashSet<ObjectId>,
 }
 
 /// A `filter` of partial clone: which trees and blobs to leave out.
@@ -185,7 +189,7 @@ pub fn objects_for(
     interrupt: &AtomicBool,
 ) -> Result<Selection, Error> {
     let obj_err = |id: ObjectId| move |e: BoxError| Error::Object { id, source: e };
-    let mut seen: HashSet<ObjectId> = HashSet::new();
+    let mut seen: HashSet<ObjectId> = common.iter().copied().collect();
     // What the client has: the trees of (up to 64 of) the common commits.
     for id in common.iter().take(64) {
         if let Ok(commit) = repo.find_commit(*id) {
@@ -239,6 +243,8 @@ pub fn objects_for(
     }
     sel.ids.extend(trees_and_blobs);
     sel.ids.extend(extra);
+    seen.extend(sent_commits);
+    sel.known = seen;
     Ok(sel)
 }
 
@@ -309,11 +315,17 @@ fn mark_tree(
 }
 
 /// Writes a pack of `ids` to `out`, reusing stored deltas whose base is also in the pack.
+///
+/// With `thin_bases` (a client that asked for `thin-pack`), stored deltas against objects in
+/// that set are sent as ref-deltas without their base; a delta against anything else goes out
+/// as a whole object, so the client can always resolve the pack.
+///
 /// Stops with [`Error::Interrupted`] when `interrupt` is set, and with [`Error::Io`] as soon as
 /// `out` fails (the client went away).
 pub fn write(
     repo: &gix::Repository,
     ids: Vec<ObjectId>,
+    thin_bases: Option<&HashSet<ObjectId>>,
     out: impl Write,
     interrupt: &AtomicBool,
     thread_limit: Option<usize>,
@@ -335,7 +347,7 @@ pub fn write(
         output::entry::iter_from_counts::Options {
             thread_limit,
             mode: output::entry::iter_from_counts::Mode::PackCopyAndBaseObjects,
-            allow_thin_pack: false,
+            allow_thin_pack: thin_bases.is_some(),
             chunk_size: 50,
             version: gix_pack::data::Version::V2,
             compression: Default::default(),
@@ -343,8 +355,22 @@ pub fn write(
     )
     .map_err(|e| Error::Generate(e.into()))?;
     let in_order = gix::parallel::InOrderIter::from(entries);
+    let mut buf = Vec::new();
+    let chunks = in_order.map(move |chunk| {
+        let mut chunk = chunk?;
+        if let Some(known) = thin_bases {
+            for entry in chunk.iter_mut() {
+                if let output::entry::Kind::DeltaOid { id } = entry.kind {
+                    if !known.contains(&id) {
+                        *entry = whole_entry(repo, entry.id, &mut buf)?;
+                    }
+                }
+            }
+        }
+        Ok(chunk)
+    });
     let mut writer = output::bytes::FromEntriesIter::new(
-        in_order.map(|r| r.map_err(Into::into)),
+        chunks,
         out,
         num,
         gix_pack::data::Version::V2,
@@ -359,4 +385,29 @@ pub fn write(
     writer
         .digest()
         .ok_or_else(|| Error::Generate("pack ended without a checksum".into()))
+}
+
+/// `id` as a whole (non-delta) pack entry.
+fn whole_entry(
+    repo: &gix::Repository,
+    id: ObjectId,
+    buf: &mut Vec<u8>,
+) -> Result<output::Entry, gix_error::Error> {
+    use gix::objs::Find as _;
+    let data = repo
+        .objects
+        .try_find(&id, buf)
+        .map_err(|e| {
+            gix_error::Error::from_error(std::io::Error::other(format!("could not read {id}: {e}")))
+        })?
+        .ok_or_else(|| {
+            gix_error::Error::from_error(std::io::Error::other(format!(
+                "object {id} vanished while packing"
+            )))
+        })?;
+    let count = output::Count {
+        id,
+        entry_pack_location: output::count::PackLocation::LookedUp(None),
+    };
+    output::Entry::from_data(&count, &data, Default::default())
 }

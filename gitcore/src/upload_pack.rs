@@ -523,6 +523,7 @@ fn send_pack<W: Write>(
     )
     .map_err(|e| in_pack(e.into()))?;
     let count = selection.ids.len();
+    let thin = (req.has("thin-pack") && !common.is_empty()).then_some(&selection.known);
     if sideband {
         let mut sb = SideBand::new(&mut *out);
         if progress {
@@ -532,6 +533,7 @@ fn send_pack<W: Write>(
         crate::pack::write(
             repo,
             selection.ids,
+            thin,
             &mut sb,
             interrupt,
             options.thread_limit,
@@ -547,6 +549,7 @@ fn send_pack<W: Write>(
         crate::pack::write(
             repo,
             selection.ids,
+            thin,
             &mut *out,
             interrupt,
             options.thread_limit,
