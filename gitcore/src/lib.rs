@@ -8,6 +8,7 @@
 //! It never runs the `git` executable.
 
 pub mod advertise;
+pub mod delta;
 pub mod fsck;
 pub mod pack;
 pub mod pkt;

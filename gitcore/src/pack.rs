@@ -8,7 +8,7 @@
 //! Packing reuses the deltas stored in the repository's packs whose base is also sent; everything
 //! else goes out whole (no thin packs yet, no delta search).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -55,6 +55,18 @@ pub struct Selection {
     /// common commits and their trees) plus what is sent. Thin-pack deltas may use these as
     /// bases, and only these.
     pub known: HashSet<ObjectId>,
+    /// For trees and blobs sent whole: the client's version at the same path, a good delta
+    /// base for a thin pack.
+    pub delta_bases: HashMap<ObjectId, ObjectId>,
+}
+
+/// Limits and bases for thin packs.
+#[derive(Debug, Clone, Copy)]
+pub struct Thin<'a> {
+    /// Objects the client has (or gets in this pack): the only allowed out-of-pack bases.
+    pub known: &'a HashSet<ObjectId>,
+    /// Candidate bases for objects that would otherwise go out whole.
+    pub delta_bases: &'a HashMap<ObjectId, ObjectId>,
 }
 
 /// A `filter` of partial clone: which trees and blobs to leave out.
@@ -205,6 +217,15 @@ pub fn objects_for(
             }
         }
     }
+    // The client's paths at its most recent common commit: old versions to delta against.
+    let mut client_paths: HashMap<Vec<u8>, ObjectId> = HashMap::new();
+    if let Some(tree) = common
+        .first()
+        .and_then(|c| repo.find_commit(*c).ok())
+        .and_then(|c| c.tree_id().ok())
+    {
+        collect_paths(repo, tree.detach(), &mut client_paths, interrupt)?;
+    }
     let mut sel = Selection::default();
     let mut extra = Vec::new();
     for id in named {
@@ -225,14 +246,15 @@ pub fn objects_for(
             .tree_id()
             .map_err(|e| obj_err(id)(e.into()))?
             .detach();
-        mark_tree(
-            repo,
-            tree,
-            &mut seen,
-            &mut |o| trees_and_blobs.push(o),
-            filter,
-            interrupt,
-        )?;
+        let mut found = |o: ObjectId, path: &[u8]| {
+            trees_and_blobs.push(o);
+            if let Some(old) = client_paths.get(path) {
+                if *old != o {
+                    sel.delta_bases.insert(o, *old);
+                }
+            }
+        };
+        mark_tree_at(repo, tree, &mut seen, &mut found, filter, interrupt)?;
     }
     if include_tags {
         for (tag, peeled) in tag_refs {
@@ -259,14 +281,71 @@ fn mark_tree(
     filter: Filter,
     interrupt: &AtomicBool,
 ) -> Result<(), Error> {
+    mark_tree_at(repo, tree, seen, &mut |o, _| found(o), filter, interrupt)
+}
+
+/// Every path below `tree` (trees included, the root as the empty path) with its object.
+fn collect_paths(
+    repo: &gix::Repository,
+    tree: ObjectId,
+    out: &mut HashMap<Vec<u8>, ObjectId>,
+    interrupt: &AtomicBool,
+) -> Result<(), Error> {
+    out.insert(Vec::new(), tree);
+    let mut stack = vec![(tree, Vec::new())];
+    while let Some((id, prefix)) = stack.pop() {
+        if interrupt.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted);
+        }
+        let t = repo.find_tree(id).map_err(|e| Error::Object {
+            id,
+            source: e.into(),
+        })?;
+        for entry in t.iter() {
+            let entry = entry.map_err(|e| Error::Object {
+                id,
+                source: e.into(),
+            })?;
+            if entry.mode().is_commit() {
+                continue;
+            }
+            let path = join(&prefix, entry.filename());
+            if entry.mode().is_tree() {
+                stack.push((entry.object_id(), path.clone()));
+            }
+            out.insert(path, entry.object_id());
+        }
+    }
+    Ok(())
+}
+
+fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(prefix.len() + 1 + name.len());
+    if !prefix.is_empty() {
+        p.extend_from_slice(prefix);
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+/// [`mark_tree`], telling `found` the path of each object too.
+fn mark_tree_at(
+    repo: &gix::Repository,
+    tree: ObjectId,
+    seen: &mut HashSet<ObjectId>,
+    found: &mut dyn FnMut(ObjectId, &[u8]),
+    filter: Filter,
+    interrupt: &AtomicBool,
+) -> Result<(), Error> {
     let tree_allowed = |depth: u64| !matches!(filter, Filter::TreeDepth(max) if depth >= max);
     if !tree_allowed(0) || seen.contains(&tree) {
         return Ok(());
     }
     seen.insert(tree);
-    found(tree);
-    let mut stack = vec![(tree, 0u64)];
-    while let Some((id, depth)) = stack.pop() {
+    found(tree, b"");
+    let mut stack = vec![(tree, 0u64, Vec::new())];
+    while let Some((id, depth, prefix)) = stack.pop() {
         if interrupt.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }
@@ -288,10 +367,11 @@ fn mark_tree(
             if seen.contains(&oid) || !tree_allowed(child_depth) {
                 continue;
             }
+            let path = join(&prefix, entry.filename());
             if mode.is_tree() {
                 seen.insert(oid);
-                found(oid);
-                stack.push((oid, child_depth));
+                found(oid, &path);
+                stack.push((oid, child_depth, path));
                 continue;
             }
             let keep = match filter {
@@ -307,7 +387,7 @@ fn mark_tree(
             };
             if keep {
                 seen.insert(oid);
-                found(oid);
+                found(oid, &path);
             }
         }
     }
@@ -325,7 +405,7 @@ fn mark_tree(
 pub fn write(
     repo: &gix::Repository,
     ids: Vec<ObjectId>,
-    thin_bases: Option<&HashSet<ObjectId>>,
+    thin: Option<Thin<'_>>,
     out: impl Write,
     interrupt: &AtomicBool,
     thread_limit: Option<usize>,
@@ -347,7 +427,7 @@ pub fn write(
         output::entry::iter_from_counts::Options {
             thread_limit,
             mode: output::entry::iter_from_counts::Mode::PackCopyAndBaseObjects,
-            allow_thin_pack: thin_bases.is_some(),
+            allow_thin_pack: thin.is_some(),
             chunk_size: 50,
             version: gix_pack::data::Version::V2,
             compression: Default::default(),
@@ -358,12 +438,26 @@ pub fn write(
     let mut buf = Vec::new();
     let chunks = in_order.map(move |chunk| {
         let mut chunk = chunk?;
-        if let Some(known) = thin_bases {
+        if let Some(thin) = thin {
             for entry in chunk.iter_mut() {
-                if let output::entry::Kind::DeltaOid { id } = entry.kind {
-                    if !known.contains(&id) {
-                        *entry = whole_entry(repo, entry.id, &mut buf)?;
+                let unusable_base = matches!(entry.kind, output::entry::Kind::DeltaOid { id } if !thin.known.contains(&id));
+                let whole_tree_or_blob = matches!(
+                    entry.kind,
+                    output::entry::Kind::Base(gix::objs::Kind::Blob | gix::objs::Kind::Tree)
+                );
+                if !(unusable_base || whole_tree_or_blob) {
+                    continue;
+                }
+                // A new delta against the client's version at the same path, else whole.
+                let path_base = thin.delta_bases.get(&entry.id).filter(|b| thin.known.contains(*b));
+                if let Some(base) = path_base {
+                    if let Some(delta) = delta_entry(repo, entry.id, *base, entry.decompressed_size)? {
+                        *entry = delta;
+                        continue;
                     }
+                }
+                if unusable_base {
+                    *entry = whole_entry(repo, entry.id, &mut buf)?;
                 }
             }
         }
@@ -385,6 +479,56 @@ pub fn write(
     writer
         .digest()
         .ok_or_else(|| Error::Generate("pack ended without a checksum".into()))
+}
+
+/// Largest object we compute a new delta for.
+const MAX_DELTA_TARGET: usize = 1 << 20;
+
+/// `id` as a ref-delta against `base`, if that is less than half its size.
+fn delta_entry(
+    repo: &gix::Repository,
+    id: ObjectId,
+    base: ObjectId,
+    size: usize,
+) -> Result<Option<output::Entry>, gix_error::Error> {
+    use gix::objs::Find as _;
+    if size > MAX_DELTA_TARGET || size < 64 {
+        return Ok(None);
+    }
+    let io = |e: String| gix_error::Error::from_error(std::io::Error::other(e));
+    let mut tbuf = Vec::new();
+    let mut bbuf = Vec::new();
+    let Some(target) = repo
+        .objects
+        .try_find(&id, &mut tbuf)
+        .map_err(|e| io(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let Some(source) = repo
+        .objects
+        .try_find(&base, &mut bbuf)
+        .map_err(|e| io(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    if source.kind != target.kind || source.data.len() > MAX_DELTA_TARGET {
+        return Ok(None);
+    }
+    let Some(delta) = crate::delta::encode(source.data, target.data, target.data.len() / 2) else {
+        return Ok(None);
+    };
+    let count = output::Count {
+        id,
+        entry_pack_location: output::count::PackLocation::LookedUp(None),
+    };
+    let mut entry = output::Entry::from_data(
+        &count,
+        &gix::objs::Data::new(&delta, target.kind, gix::hash::Kind::Sha1),
+        Default::default(),
+    )?;
+    entry.kind = output::entry::Kind::DeltaOid { id: base };
+    Ok(Some(entry))
 }
 
 /// `id` as a whole (non-delta) pack entry.

@@ -523,7 +523,10 @@ fn send_pack<W: Write>(
     )
     .map_err(|e| in_pack(e.into()))?;
     let count = selection.ids.len();
-    let thin = (req.has("thin-pack") && !common.is_empty()).then_some(&selection.known);
+    let thin = (req.has("thin-pack") && !common.is_empty()).then_some(crate::pack::Thin {
+        known: &selection.known,
+        delta_bases: &selection.delta_bases,
+    });
     if sideband {
         let mut sb = SideBand::new(&mut *out);
         if progress {
