@@ -18,4 +18,4 @@ pub mod shallow;
 pub mod storage;
 pub mod upload_pack;
 
-pub use gix::ObjectId;
+pub use gix::{ObjectId, Repository, ThreadSafeRepository};

@@ -212,8 +212,9 @@ async fn info_refs(
     let (row, _) = authorize(&state, &headers, &org_id, &repo, need).await?;
     let path = state.config.storage_root.join(&row.storage_path);
     let v2 = service == Service::UploadPack && wants_v2(&headers);
+    let repos = state.repos.clone();
     let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
-        let repo = gitcore::storage::open(&path).map_err(|e| e.to_string())?;
+        let repo = repos.open(&path).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         if v2 {
             gitcore::advertise::info_refs_v2(&mut out).map_err(|e| e.to_string())?;
@@ -372,10 +373,12 @@ async fn upload_pack(
     let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(16);
     let interrupt = Arc::new(AtomicBool::new(false));
     let runtime = tokio::runtime::Handle::current();
+    let repos = state.repos.clone();
     tokio::task::spawn_blocking(move || {
         let input = decoded(body, gzip);
         let out = ChannelWriter { tx, runtime, idle };
-        let result = gitcore::storage::open(&path)
+        let result = repos
+            .open(&path)
             .map_err(|e| e.to_string())
             .and_then(|repo| {
                 gitcore::upload_pack::serve(

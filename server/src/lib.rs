@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod git_http;
+pub mod repo_cache;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -84,6 +84,7 @@ pub async fn prepare(config: Config) -> Result<(AppState, Report), Error> {
             db,
             auth: Arc::new(auth),
             config: Arc::new(config),
+            repos: Arc::new(crate::repo_cache::RepoCache::new(256)),
         },
         Report {
             secret_source: secret.source,

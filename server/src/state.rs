@@ -17,6 +17,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// The configuration in effect.
     pub config: Arc<Config>,
+    /// Open repositories.
+    pub repos: Arc<crate::repo_cache::RepoCache>,
 }
 
 impl std::fmt::Debug for AppState {
