@@ -12,6 +12,7 @@ pub mod delta;
 pub mod fsck;
 pub mod pack;
 pub mod pkt;
+pub mod read;
 pub mod receive_pack;
 pub mod refs;
 pub mod shallow;

@@ -115,6 +115,10 @@ struct Request {
     push_options: Vec<String>,
 }
 
+/// Most commands (and push options) parsed from one request, whatever the configured limit on
+/// ref updates: reading stops here so memory stays bounded.
+const MAX_COMMANDS: usize = 100_000;
+
 fn parse_commands<R: Read>(reader: &mut pkt::Reader<R>) -> Result<Request, Error> {
     let mut req = Request {
         commands: Vec::new(),
@@ -159,6 +163,11 @@ fn parse_commands<R: Read>(reader: &mut pkt::Reader<R>) -> Result<Request, Error
                 "pushing from a shallow clone is not supported".into(),
             ));
         }
+        if req.commands.len() >= MAX_COMMANDS {
+            return Err(Error::Protocol(format!(
+                "too many commands in one push (limit {MAX_COMMANDS})"
+            )));
+        }
         let text =
             std::str::from_utf8(cmd).map_err(|_| Error::Protocol("command is not UTF-8".into()))?;
         let mut parts = text.splitn(3, ' ');
@@ -184,9 +193,12 @@ fn parse_commands<R: Read>(reader: &mut pkt::Reader<R>) -> Result<Request, Error
                     ))
                 }
                 Some(Line::Flush) => break,
-                Some(Line::Data(l)) => req
+                Some(Line::Data(l)) if req.push_options.len() < MAX_COMMANDS => req
                     .push_options
                     .push(String::from_utf8_lossy(&l).into_owned()),
+                Some(Line::Data(_)) => {
+                    return Err(Error::Protocol("too many push options".into()));
+                }
                 Some(other) => {
                     return Err(Error::Protocol(format!(
                         "unexpected {other:?} among push options"

@@ -164,8 +164,19 @@ fn write_head(repo: &gix::Repository, target: FullName, branch: &str) -> Result<
 }
 
 /// Opens the bare repository at `path`, without consulting environment variables or global config.
+///
+/// The object store gets room for many more pack indices than are on disk now: handles are
+/// cached and live long, and every push adds a pack (gix cannot grow the slots of an open store).
 pub fn open(path: &Path) -> Result<gix::Repository, Error> {
-    gix::open_opts(path, gix::open::Options::isolated()).map_err(|e| Error::Open {
+    let slots = gix::odb::store::init::Slots::AsNeededByDiskState {
+        multiplier: 2.0,
+        minimum: 1024,
+    };
+    gix::open_opts(
+        path,
+        gix::open::Options::isolated().object_store_slots(slots),
+    )
+    .map_err(|e| Error::Open {
         path: path.to_owned(),
         source: Box::new(e),
     })

@@ -87,7 +87,7 @@ pub fn serve(
         }
         Err(Failure::BeforePack(e)) => {
             // Nothing of a pack went out yet: an ERR line is what git shows best.
-            let _ = pkt::err(&mut out, &e.to_string());
+            let _ = pkt::err(&mut out, &with_causes(&e));
             let _ = out.flush();
             Err(e)
         }
@@ -96,13 +96,25 @@ pub fn serve(
                 let _ = pkt::band(
                     &mut out,
                     gix_packetline::Channel::Error,
-                    format!("{e}\n").as_bytes(),
+                    format!("{}\n", with_causes(&e)).as_bytes(),
                 );
             }
             let _ = out.flush();
             Err(e)
         }
     }
+}
+
+/// The error and its causes on one line, for the git user.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 enum Failure {
@@ -139,7 +151,31 @@ struct Request {
     filter: Filter,
 }
 
+/// Most wants and haves one request may carry (git clients send a few hundred per round).
+const MAX_IDS_PER_REQUEST: usize = 100_000;
+
 impl Request {
+    fn push_want(&mut self, id: ObjectId) -> Result<(), Error> {
+        self.check_size()?;
+        self.wants.push(id);
+        Ok(())
+    }
+
+    fn push_have(&mut self, id: ObjectId) -> Result<(), Error> {
+        self.check_size()?;
+        self.haves.push(id);
+        Ok(())
+    }
+
+    fn check_size(&self) -> Result<(), Error> {
+        if self.wants.len() + self.haves.len() >= MAX_IDS_PER_REQUEST {
+            return Err(Error::Protocol(format!(
+                "too many wants and haves in one request (limit {MAX_IDS_PER_REQUEST})"
+            )));
+        }
+        Ok(())
+    }
+
     /// Parses a `shallow`/`deepen*`/`filter` line; `Ok(false)` if it is none of these.
     fn parse_history_line(&mut self, line: &[u8]) -> Result<bool, Error> {
         let text = String::from_utf8_lossy(line);
@@ -271,7 +307,7 @@ fn serve_v0<R: Read, W: Write>(
                         Some(i) => (&rest[..i], Some(&rest[i + 1..])),
                         None => (rest, None),
                     };
-                    req.wants.push(parse_oid(hex)?);
+                    req.push_want(parse_oid(hex)?)?;
                     if let Some(caps) = caps {
                         if req.caps.is_empty() {
                             req.caps = String::from_utf8_lossy(caps)
@@ -323,7 +359,7 @@ fn serve_v0<R: Read, W: Write>(
                     req.done = true;
                     break;
                 } else if let Some(hex) = line.strip_prefix(b"have ") {
-                    req.haves.push(parse_oid(hex)?);
+                    req.push_have(parse_oid(hex)?)?;
                 } else {
                     return Err(Error::Protocol(format!(
                         "unexpected line {:?}",
@@ -685,15 +721,15 @@ fn fetch_v2<W: Write>(
     for a in args {
         let a = a.as_slice();
         if let Some(hex) = a.strip_prefix(b"want ") {
-            req.wants.push(parse_oid(hex)?);
+            req.push_want(parse_oid(hex)?)?;
         } else if let Some(name) = a.strip_prefix(b"want-ref ") {
             let name = String::from_utf8_lossy(name);
             let id = snapshot
                 .get(&name)
                 .ok_or_else(|| Error::Protocol(format!("unknown ref {name}")))?;
-            req.wants.push(id);
+            req.push_want(id)?;
         } else if let Some(hex) = a.strip_prefix(b"have ") {
-            req.haves.push(parse_oid(hex)?);
+            req.push_have(parse_oid(hex)?)?;
         } else if a == b"done" {
             req.done = true;
         } else if req.parse_history_line(a)? {

@@ -393,7 +393,7 @@ async fn upload_pack(
             });
         match result {
             Ok(outcome) => tracing::debug!(?outcome, "upload-pack served"),
-            Err(e) => tracing::info!(error = %e, "upload-pack ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "upload-pack ended with an error"),
         }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {

@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod git_data;
 pub mod internal;
 pub mod page;
 pub mod repos;
@@ -27,4 +28,5 @@ pub fn routes() -> Router<AppState> {
         .merge(events::router())
         .merge(internal::router())
         .merge(admin::router())
+        .merge(git_data::router())
 }

@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod git;
 mod git_abuse;
+mod git_data;
 mod permissions;
 mod repos;
 mod tls;

@@ -1,0 +1,215 @@
+//! Commit history in `git log` order, optionally limited to a path like `git log -- <path>`.
+//!
+//! The walk is git's default (non-topological) one: a list of commits ordered by committer date,
+//! newest first, where a commit whose date equals others' goes after them; each popped commit adds
+//! its parents not seen before.
+//!
+//! With a path, git's default history simplification applies: a commit is shown unless it is
+//! TREESAME (the path is identical in it and its parent; for a root commit, the path is absent);
+//! a merge that is TREESAME to one of its parents (checked in order) is followed only through
+//! that parent. The path is taken literally (no glob magic): it matches itself and everything
+//! below it.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+
+use gix::ObjectId;
+
+use super::commit::Commit;
+use super::{commit_node, entry_at, Entry, Error};
+
+/// What to list.
+#[derive(Debug, Clone, Copy)]
+pub struct Options<'a> {
+    /// Only commits that change this path (validated by the caller with
+    /// [`validate_path`](super::validate_path); empty means no limit).
+    pub path: Option<&'a str>,
+    /// How many matching commits to skip (`--skip`).
+    pub skip: usize,
+    /// How many to answer at most (`-n`).
+    pub limit: usize,
+}
+
+/// Lists commits reachable from `start`, newest first, as `git log` does.
+pub fn log(
+    repo: &gix::Repository,
+    start: ObjectId,
+    opts: Options<'_>,
+) -> Result<Vec<Commit>, Error> {
+    log_ids(repo, start, opts)?
+        .into_iter()
+        .map(|id| super::commit::read(repo, id))
+        .collect()
+}
+
+/// Like [`log`], answering only the ids.
+pub fn log_ids(
+    repo: &gix::Repository,
+    start: ObjectId,
+    opts: Options<'_>,
+) -> Result<Vec<ObjectId>, Error> {
+    let path = match opts.path {
+        Some(p) => Some(super::path::validate(p)?),
+        None => None,
+    }
+    .filter(|p| !p.is_empty());
+    let components = path.map(super::path::components);
+    let mut out = Vec::new();
+    if opts.limit == 0 {
+        return Ok(out);
+    }
+    let mut skipped = 0usize;
+    let mut seen: HashSet<ObjectId> = HashSet::new();
+    // Max-heap on (date, earliest insertion first).
+    let mut queue: BinaryHeap<(i64, Reverse<u64>, ObjectId)> = BinaryHeap::new();
+    let mut nodes = HashMap::new();
+    let mut entries: HashMap<ObjectId, Option<Entry>> = HashMap::new();
+    let mut seq = 0u64;
+
+    let node = commit_node(repo, start)?;
+    seen.insert(start);
+    queue.push((node.time, Reverse(seq), start));
+    nodes.insert(start, node);
+
+    while let Some((_, _, id)) = queue.pop() {
+        let node = match nodes.remove(&id) {
+            Some(n) => n,
+            None => commit_node(repo, id)?,
+        };
+        let mut parents = node.parents.clone();
+        let mut treesame = false;
+        if let Some(components) = &components {
+            let mine = path_entry(repo, &mut entries, id, node.tree, components)?;
+            if parents.is_empty() {
+                treesame = mine.is_none();
+            } else {
+                for p in &node.parents {
+                    let p_tree = match nodes.get(p) {
+                        Some(n) => n.tree,
+                        None => commit_node(repo, *p)?.tree,
+                    };
+                    let theirs = path_entry(repo, &mut entries, *p, p_tree, components)?;
+                    if same_entry(mine, theirs) {
+                        parents = vec![*p];
+                        treesame = true;
+                        break;
+                    }
+                }
+            }
+        }
+        for p in parents {
+            if seen.insert(p) {
+                let pn = commit_node(repo, p)?;
+                seq += 1;
+                queue.push((pn.time, Reverse(seq), p));
+                nodes.insert(p, pn);
+            }
+        }
+        if treesame {
+            continue;
+        }
+        if skipped < opts.skip {
+            skipped += 1;
+            continue;
+        }
+        out.push(id);
+        if out.len() >= opts.limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+fn path_entry(
+    repo: &gix::Repository,
+    cache: &mut HashMap<ObjectId, Option<Entry>>,
+    commit: ObjectId,
+    tree: ObjectId,
+    components: &[&[u8]],
+) -> Result<Option<Entry>, Error> {
+    if let Some(e) = cache.get(&commit) {
+        return Ok(*e);
+    }
+    let e = entry_at(repo, tree, components)?;
+    cache.insert(commit, e);
+    Ok(e)
+}
+
+/// Whether two entries are the same for the purpose of TREESAME (same object, same mode).
+fn same_entry(a: Option<Entry>, b: Option<Entry>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.id == b.id && a.mode.kind() == b.mode.kind(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read::testutil::{git, git_at, init, open};
+
+    fn ids(s: &str) -> Vec<String> {
+        s.lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn matches_git_log_with_merges_ties_and_paths() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        init(dir);
+        let commit = |file: &str, content: &str, date: &str| {
+            if let Some(parent) = std::path::Path::new(file).parent() {
+                std::fs::create_dir_all(dir.join(parent)).expect("mkdir");
+            }
+            std::fs::write(dir.join(file), content).expect("write");
+            git(dir, &["add", "-A"]);
+            git_at(dir, &["commit", "-q", "-m", file], date);
+        };
+        commit("a", "1\n", "1700000000 +0000");
+        commit("d/b", "1\n", "1700000010 +0000");
+        git(dir, &["checkout", "-q", "-b", "side"]);
+        commit("d/c", "1\n", "1700000020 +0000");
+        commit("a", "2\n", "1700000020 +0000"); // same second as its parent
+        git(dir, &["checkout", "-q", "main"]);
+        commit("d/b", "2\n", "1700000015 +0000");
+        commit("e", "1\n", "1700000030 +0000");
+        git_at(
+            dir,
+            &["merge", "-q", "--no-ff", "-m", "merge side", "side"],
+            "1700000040 +0000",
+        );
+        commit("a", "3\n", "1700000040 +0000");
+        // For `a` the merge is TREESAME to its second parent (only `side` changed it), so git
+        // follows `side` alone; for `e` it is TREESAME to its first parent.
+        let repo = open(dir);
+        let head =
+            ObjectId::from_hex(git(dir, &["rev-parse", "HEAD"]).trim().as_bytes()).expect("hex");
+        let all = |path: Option<&str>, skip: usize, limit: usize| -> Vec<String> {
+            log_ids(&repo, head, Options { path, skip, limit })
+                .expect("log")
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(all(None, 0, 100), ids(&git(dir, &["log", "--format=%H"])));
+        assert_eq!(
+            all(None, 2, 3),
+            ids(&git(dir, &["log", "--format=%H", "--skip=2", "-n", "3"]))
+        );
+        for path in ["a", "d", "d/b", "d/c", "e", "missing", "d/"] {
+            assert_eq!(
+                all(Some(path), 0, 100),
+                ids(&git(dir, &["log", "--format=%H", "--", path])),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            all(Some("a"), 1, 1),
+            ids(&git(
+                dir,
+                &["log", "--format=%H", "--skip=1", "-n", "1", "--", "a"]
+            ))
+        );
+    }
+}
