@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! cargo run --release -p orbit-benches -- <scenario|all> [--quick] [--json FILE] [--repo PATH]
+//!                                         [--rounds N] [--orbit-bin PATH]
+//! cargo run --release -p orbit-benches -- corpus [--quick]
 //! ```
 //!
 //! Both servers run on 127.0.0.1: the release `orbit` binary on its embedded default in a temp

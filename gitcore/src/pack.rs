@@ -5,8 +5,11 @@
 //! provably has). Sending an object the client already has is harmless; missing one is not, so
 //! every shortcut here errs on the side of sending more.
 //!
-//! Packing reuses the deltas stored in the repository's packs whose base is also sent; everything
-//! else goes out whole (no thin packs yet, no delta search).
+//! Packing reuses the deltas stored in the repository's packs whose base is also sent. For a
+//! client that asked for a thin pack, stored deltas against objects it provably has are kept as
+//! ref-deltas, and trees and blobs that would go out whole are deltified against the client's
+//! version at the same path ([`crate::delta`]). Anything else goes out whole: there is no
+//! general delta search.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -206,12 +209,13 @@ pub fn objects_for(
     for id in common.iter().take(64) {
         if let Ok(commit) = repo.find_commit(*id) {
             if let Ok(tree) = commit.tree_id() {
+                // Under a filter the client only has what that filter let through.
                 mark_tree(
                     repo,
                     tree.detach(),
                     &mut seen,
                     &mut |_| {},
-                    Filter::None,
+                    filter,
                     interrupt,
                 )?;
             }

@@ -254,7 +254,10 @@ pub fn serve(
         ..Outcome::default()
     };
 
-    let needs_pack = req.commands.iter().any(|c| !c.is_delete());
+    // A push refused as a whole (read-only repository, too many updates) is not indexed at all.
+    let refused_outright =
+        options.read_only.is_some() || req.commands.len() > options.max_ref_updates;
+    let needs_pack = !refused_outright && req.commands.iter().any(|c| !c.is_delete());
     let mut input = reader.into_inner();
     let mut quarantine = None;
     if needs_pack {
@@ -591,6 +594,14 @@ fn check_tip(repo: &gix::Repository, q: Option<&Quarantine>, cmd: &Command) -> R
     Ok(())
 }
 
+/// A ref update failure that is neither a race nor a stale value, for the report.
+fn other_failure(text: &str) -> String {
+    format!(
+        "failed to update ref: {}",
+        one_line(text.trim_start_matches("invalid pack: "))
+    )
+}
+
 fn edit_for(cmd: &Command) -> Result<RefEdit, String> {
     let name = FullName::try_from(cmd.name.as_str()).map_err(|_| "invalid ref name".to_owned())?;
     let log = LogChange {
@@ -607,7 +618,13 @@ fn edit_for(cmd: &Command) -> Result<RefEdit, String> {
     };
     let change = if cmd.is_delete() {
         Change::Delete {
-            expected: expected(cmd.old),
+            // A delete without a known old value removes whatever is there; it must still exist.
+            // (gix refuses `MustNotExist` on deletes.)
+            expected: if cmd.old.is_null() {
+                PreviousValue::MustExist
+            } else {
+                PreviousValue::MustExistAndMatch(Target::Object(cmd.old))
+            },
             log: RefLog::AndReference,
         }
     } else {
@@ -633,10 +650,16 @@ fn update_refs(
 ) {
     let reason = |e: &dyn std::error::Error| {
         let text = pack_error_message(e);
-        if text.contains("lock") {
+        let lower = text.to_lowercase();
+        if lower.contains("lock") {
             "failed to lock (another push is updating this ref; fetch first)".to_owned()
-        } else {
+        } else if lower.contains("expected reference content")
+            || lower.contains("expected the reference not to exist")
+            || lower.contains("must exist")
+        {
             "stale info: the ref changed since you fetched (fetch first)".to_owned()
+        } else {
+            other_failure(&text)
         }
     };
     if atomic {

@@ -643,6 +643,12 @@ fn serve_v2<R: Read, W: Write>(
         loop {
             match reader.line()? {
                 Line::Flush => break,
+                Line::Data(_) if args.len() >= MAX_IDS_PER_REQUEST => {
+                    return Err(Error::Protocol(format!(
+                        "too many arguments in one request (limit {MAX_IDS_PER_REQUEST})"
+                    ))
+                    .into())
+                }
                 Line::Data(line) => args.push(line),
                 other => {
                     return Err(

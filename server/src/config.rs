@@ -399,12 +399,52 @@ mod tests {
                 "CORS_ORIGINS",
             ),
             (vec![("RUST_LOG", "info,[=")], "RUST_LOG"),
+            (vec![("GIT_MAX_PACK_BYTES", "lots")], "GIT_MAX_PACK_BYTES"),
+            (vec![("GIT_MAX_PACK_BYTES", "0")], "GIT_MAX_PACK_BYTES"),
+            (vec![("GIT_MAX_OBJECT_BYTES", "-1")], "GIT_MAX_OBJECT_BYTES"),
+            (vec![("GIT_MAX_REF_UPDATES", "1.5")], "GIT_MAX_REF_UPDATES"),
+            (
+                vec![("GIT_IDLE_TIMEOUT_SECS", "soon")],
+                "GIT_IDLE_TIMEOUT_SECS",
+            ),
+            (vec![("TLS_CERT_PATH", "/tmp/cert.pem")], "TLS_KEY_PATH"),
+            (vec![("TLS_KEY_PATH", "/tmp/key.pem")], "TLS_CERT_PATH"),
         ] {
             let e = parse(&vars).expect_err("must fail");
             assert_eq!(e.var, var, "{vars:?}: {e}");
             assert!(e.to_string().starts_with(var));
             assert!(!e.to_string().contains('\n'));
         }
+    }
+
+    #[test]
+    fn git_limits_and_tls() {
+        let c = parse(&[]).expect("defaults");
+        assert_eq!(c.git_max_pack_bytes, 2 << 30);
+        assert_eq!(c.git_max_object_bytes, 512 << 20);
+        assert_eq!(c.git_max_ref_updates, 1000);
+        assert_eq!(c.git_idle_timeout, Duration::from_secs(120));
+        assert!(c.tls.is_none());
+        let c = parse(&[
+            ("GIT_MAX_PACK_BYTES", "1048576"),
+            ("GIT_MAX_REF_UPDATES", "5"),
+            ("GIT_IDLE_TIMEOUT_SECS", "7"),
+            ("TLS_CERT_PATH", "/c.pem"),
+            ("TLS_KEY_PATH", "/k.pem"),
+        ])
+        .expect("ok");
+        assert_eq!(c.git_max_pack_bytes, 1 << 20);
+        assert_eq!(c.git_max_ref_updates, 5);
+        assert_eq!(c.git_idle_timeout, Duration::from_secs(7));
+        assert_eq!(
+            c.tls,
+            Some((PathBuf::from("/c.pem"), PathBuf::from("/k.pem")))
+        );
+        assert!(
+            c.public_base_url.starts_with("https://"),
+            "{}",
+            c.public_base_url
+        );
     }
 
     #[test]

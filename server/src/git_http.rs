@@ -374,6 +374,7 @@ async fn upload_pack(
     let interrupt = Arc::new(AtomicBool::new(false));
     let runtime = tokio::runtime::Handle::current();
     let repos = state.repos.clone();
+    watch_disconnect(&tx, interrupt.clone());
     tokio::task::spawn_blocking(move || {
         let input = decoded(body, gzip);
         let out = ChannelWriter { tx, runtime, idle };
@@ -403,6 +404,26 @@ async fn upload_pack(
         "application/x-git-upload-pack-result",
         Body::from_stream(stream),
     ))
+}
+
+/// Sets `interrupt` once the client stops listening (the response body was dropped), so work
+/// that has not written anything yet (history walks, object selection) stops too. Holds only
+/// a weak sender: the body still ends when the writer is done.
+fn watch_disconnect(tx: &mpsc::Sender<Result<Bytes, io::Error>>, interrupt: Arc<AtomicBool>) {
+    let weak = tx.downgrade();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            match weak.upgrade() {
+                None => return,
+                Some(tx) if tx.is_closed() => {
+                    interrupt.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+                Some(_) => {}
+            }
+        }
+    });
 }
 
 fn source_chain(e: &dyn std::error::Error) -> String {

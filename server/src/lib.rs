@@ -1,4 +1,4 @@
-//! The Orbit server: configuration, auth, the REST API and (soon) git smart HTTP.
+//! The Orbit server: configuration, auth, the REST API and git smart HTTP.
 //!
 //! [`app()`] builds the whole router from an [`AppState`], so tests can serve it on a real port
 //! without the CLI; `main.rs` is a thin shell over [`cli`].

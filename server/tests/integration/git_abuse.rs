@@ -1654,3 +1654,108 @@ async fn gzip_compressed_requests_are_served() {
     });
     f.finish("gzip_compressed_requests_are_served");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Deletes without an old value, and the ref-update limit
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_without_an_old_value_never_crash_the_server() {
+    let srv = TestServer::start().await;
+    let p = pushable(&srv, "zero-old").await;
+    let mut f = Findings::default();
+
+    // Deleting a ref that does not exist, with no old value: refused, nothing changes.
+    let before = Disk::read(&p.repo.path);
+    let body = cat(&[&command(ZERO, ZERO, "refs/heads/nope"), b"0000"]);
+    match post(&srv, &p.repo, "git-receive-pack", &[], body).await {
+        Err(e) => f.0.push(format!("[delete missing] {e}")),
+        Ok(r) => {
+            f.check(r.status == 200 && r.has("ng refs/heads/nope "), || {
+                format!(
+                    "[delete missing] expected `ng refs/heads/nope <reason>`, got {}",
+                    r.show()
+                )
+            });
+        }
+    }
+    f.untouched("delete missing", &p.repo.path, &before).await;
+    f.check(health_is_ok(&srv).await, || {
+        "server unhealthy after a zero-old delete".into()
+    });
+
+    // Deleting an existing ref with no old value removes it (as git does).
+    let out = p
+        .client
+        .run(
+            &p.work,
+            &["push", "origin", &format!("{}:refs/heads/side", p.main)],
+        )
+        .await;
+    f.check(out.ok, || format!("[create side] {out}"));
+    let body = cat(&[&command(ZERO, ZERO, "refs/heads/side"), b"0000"]);
+    match post(&srv, &p.repo, "git-receive-pack", &[], body).await {
+        Err(e) => f.0.push(format!("[delete side] {e}")),
+        Ok(r) => {
+            f.check(r.status == 200 && r.has("ok refs/heads/side"), || {
+                format!(
+                    "[delete side] expected `ok refs/heads/side`, got {}",
+                    r.show()
+                )
+            });
+        }
+    }
+    let refs = crate::common::git_out(
+        &p.repo.path,
+        srv.dir.path(),
+        &["for-each-ref", "--format=%(refname)"],
+    );
+    f.check(
+        !refs.contains("refs/heads/side") && refs.contains("refs/heads/main"),
+        || format!("[delete side] refs afterwards: {refs}"),
+    );
+    f.finish("deletes_without_an_old_value_never_crash_the_server");
+}
+
+async fn health_is_ok(srv: &TestServer) -> bool {
+    health(srv).await == 200
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_over_the_ref_update_limit_are_refused_whole() {
+    let srv = TestServer::start_with(crate::common::Options {
+        env: vec![("GIT_MAX_REF_UPDATES".into(), "2".into())],
+        ..Default::default()
+    })
+    .await;
+    let p = pushable(&srv, "many-refs").await;
+    let mut f = Findings::default();
+    let before = Disk::read(&p.repo.path);
+    let out = p
+        .client
+        .run(
+            &p.work,
+            &[
+                "push",
+                "origin",
+                "HEAD:refs/heads/a",
+                "HEAD:refs/heads/b",
+                "HEAD:refs/heads/c",
+            ],
+        )
+        .await;
+    f.check(
+        !out.ok && out.stderr.contains("too many ref updates"),
+        || format!("[3 refs, limit 2] expected a refusal naming the limit:\n{out}"),
+    );
+    f.untouched("3 refs, limit 2", &p.repo.path, &before).await;
+    let out = p
+        .client
+        .run(
+            &p.work,
+            &["push", "origin", "HEAD:refs/heads/a", "HEAD:refs/heads/b"],
+        )
+        .await;
+    f.check(out.ok, || format!("[2 refs, limit 2] {out}"));
+    f.finish("pushes_over_the_ref_update_limit_are_refused_whole");
+}
