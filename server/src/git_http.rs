@@ -213,7 +213,9 @@ async fn info_refs(
     let path = state.config.storage_root.join(&row.storage_path);
     let v2 = service == Service::UploadPack && wants_v2(&headers);
     let repos = state.repos.clone();
+    let permit = git_permit(&state).await?;
     let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        let _permit = permit;
         let repo = repos.open(&path).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         if v2 {
@@ -232,6 +234,16 @@ async fn info_refs(
         &format!("application/x-{}-advertisement", service.name()),
         Body::from(body),
     ))
+}
+
+/// Waits for a permit to run blocking git work.
+async fn git_permit(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, GitError> {
+    state
+        .git_permits
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| internal(&e))
 }
 
 fn git_response(content_type: &str, body: Body) -> Response {
@@ -375,7 +387,9 @@ async fn upload_pack(
     let runtime = tokio::runtime::Handle::current();
     let repos = state.repos.clone();
     watch_disconnect(&tx, interrupt.clone());
+    let permit = git_permit(&state).await?;
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let input = decoded(body, gzip);
         let out = ChannelWriter { tx, runtime, idle };
         let result = repos
@@ -455,7 +469,9 @@ async fn receive_pack(
     };
     let body = body_reader(body, state.config.git_idle_timeout);
     let gzip = is_gzip(&headers);
+    let permit = git_permit(&state).await?;
     let result = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let input = decoded(body, gzip);
         let mut out = Vec::new();
         let interrupt = AtomicBool::new(false);

@@ -19,6 +19,10 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Open repositories.
     pub repos: Arc<crate::repo_cache::RepoCache>,
+    /// Permits for blocking git work (advertisements, upload-pack, receive-pack): four per core
+    /// (at least 8), so a burst of requests queues instead of growing the blocking pool and
+    /// its memory. A permit is held while a reply streams, so a slow reader holds one.
+    pub git_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for AppState {
