@@ -247,7 +247,7 @@ impl Server for GitCgi {
     fn create_repo(&self, name: &str) -> anyhow::Result<String> {
         let path = self.root.join(format!("{name}.git"));
         let status = Command::new("git")
-            .args(["init", "-q", "--bare"])
+            .args(["init", "-q", "--bare", "--initial-branch=main"])
             .arg(&path)
             .status()?;
         if !status.success() {
