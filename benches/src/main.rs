@@ -34,6 +34,7 @@ const SCENARIOS: &[&str] = &[
     "push-small",
     "small-ops",
     "gitcore-pack",
+    "rest",
 ];
 
 struct Args {
@@ -217,6 +218,12 @@ fn run(args: Args) -> anyhow::Result<()> {
             "gitcore-pack-behind-50",
             &[main],
             &[behind],
+        )?);
+    }
+    if wanted("rest") {
+        results.extend(scenarios::rest_reads(
+            &ctx,
+            if args.quick { 3 } else { 30 },
         )?);
     }
     // Last: it moves main on both servers.

@@ -631,3 +631,164 @@ impl std::io::Write for Counting {
         Ok(())
     }
 }
+
+/// REST reads against the git CLI answering the same question in a process per call (what the
+/// host Orbit replaces did): the Orbit column is the HTTP request (server CPU from its
+/// process), the git column the `git` process (its own CPU). One sample per call.
+pub fn rest_reads(ctx: &Ctx<'_>, calls: usize) -> anyhow::Result<Vec<ScenarioResult>> {
+    let home = ctx.scratch.join("home");
+    let orbit = ctx.servers[0];
+    let rest = orbit.rest_repo("corpus").context("orbit has a REST API")?;
+    let git_repo = ctx.servers[1]
+        .repo_path("corpus")
+        .context("the baseline repository path")?;
+    let tip = run_git(&git_repo, &home, &["rev-parse", "refs/heads/main"])?;
+    // A commit that changes a few text files: the latest non-merge commit.
+    let diff_commit = run_git(
+        &git_repo,
+        &home,
+        &["rev-list", "-n", "1", "--no-merges", "refs/heads/main"],
+    )?;
+    let blob_path = run_git(
+        &git_repo,
+        &home,
+        &["ls-tree", "-r", "--name-only", "refs/heads/main", "assets/"],
+    )?
+    .lines()
+    .next()
+    .map(str::to_owned)
+    .context("a binary blob under assets/")?;
+    let dir = "src/m3";
+    let ops: Vec<(&str, String, Vec<String>, Option<&str>)> = vec![
+        (
+            "rest-log-50",
+            format!("{rest}/commits?ref=main&limit=50"),
+            vec![
+                "log".into(),
+                "-n".into(),
+                "50".into(),
+                "--format=%H%x00%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI%x00%P%x00%B".into(),
+                "main".into(),
+            ],
+            None,
+        ),
+        (
+            "rest-log-50-offset-10000",
+            format!("{rest}/commits?ref=main&limit=50&offset=10000"),
+            vec![
+                "log".into(),
+                "--skip=10000".into(),
+                "-n".into(),
+                "50".into(),
+                "--format=%H%x00%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI%x00%P%x00%B".into(),
+                "main".into(),
+            ],
+            None,
+        ),
+        (
+            "rest-log-path",
+            format!("{rest}/commits?ref=main&limit=50&path={dir}"),
+            vec![
+                "log".into(),
+                "-n".into(),
+                "50".into(),
+                "--format=%H%x00%an%x00%aI%x00%P%x00%B".into(),
+                "main".into(),
+                "--".into(),
+                dir.into(),
+            ],
+            None,
+        ),
+        (
+            "rest-tree",
+            format!("{rest}/tree/main/{dir}"),
+            vec!["ls-tree".into(), "-l".into(), format!("main:{dir}")],
+            None,
+        ),
+        (
+            "rest-blob-512k",
+            format!("{rest}/blob/main/{blob_path}"),
+            vec![
+                "cat-file".into(),
+                "blob".into(),
+                format!("main:{blob_path}"),
+            ],
+            Some("application/octet-stream"),
+        ),
+        (
+            "rest-commit-diff",
+            format!("{rest}/commits/{diff_commit}/diff"),
+            vec![
+                "diff".into(),
+                "--no-color".into(),
+                "-M".into(),
+                format!("{diff_commit}^"),
+                diff_commit.clone(),
+            ],
+            None,
+        ),
+    ];
+    let _ = tip;
+    let rt = rt()?;
+    let client = client()?;
+    let auth = orbit.auth_header();
+    let mut results = Vec::new();
+    for (name, url, git_args, accept) in ops {
+        let mut res = ScenarioResult {
+            scenario: name.to_owned(),
+            orbit: Vec::new(),
+            git: Vec::new(),
+        };
+        for _ in 0..calls {
+            // Orbit.
+            let before = orbit.usage(true)?;
+            let start = Instant::now();
+            let bytes = rt.block_on(async {
+                let mut req = client.get(&url);
+                if let Some(a) = &auth {
+                    req = req.header("authorization", a);
+                }
+                if let Some(a) = accept {
+                    req = req.header("accept", a);
+                }
+                let resp = req.send().await?;
+                if !resp.status().is_success() {
+                    anyhow::bail!("{url}: HTTP {}", resp.status());
+                }
+                Ok::<_, anyhow::Error>(resp.bytes().await?.len() as u64)
+            })?;
+            let wall = start.elapsed().as_secs_f64();
+            let after = orbit.usage(false)?;
+            res.orbit.push(Sample {
+                wall_secs: wall,
+                server_cpu_secs: (after.cpu_secs - before.cpu_secs).max(0.0),
+                server_peak_rss_bytes: after.peak_rss_bytes,
+                bytes,
+                ops: 1,
+                ..Sample::default()
+            });
+            // git, a process per call.
+            let start = Instant::now();
+            let child = git(&git_repo, &home)
+                .args(&git_args)
+                .stdout(Stdio::piped())
+                .spawn()?;
+            let mut child = child;
+            let mut out = child.stdout.take().context("stdout")?;
+            let mut sink = Counting(0);
+            std::io::copy(&mut out, &mut sink)?;
+            let (cpu, rss) = crate::cgi::wait_child(child)?;
+            res.git.push(Sample {
+                wall_secs: start.elapsed().as_secs_f64(),
+                server_cpu_secs: cpu,
+                server_peak_rss_bytes: rss,
+                bytes: sink.0,
+                ops: 1,
+                ..Sample::default()
+            });
+        }
+        eprintln!("orbit-bench: {name}: {calls} calls done");
+        results.push(res);
+    }
+    Ok(results)
+}

@@ -28,6 +28,15 @@ pub trait Server {
     fn auth_header(&self) -> Option<String>;
     /// Current usage; `reset_peak` restarts peak RSS tracking.
     fn usage(&self, reset_peak: bool) -> anyhow::Result<Usage>;
+    /// The REST base of repository `name` (`{base}/repos/{org}/{name}`), if the server has a
+    /// REST API.
+    fn rest_repo(&self, _name: &str) -> Option<String> {
+        None
+    }
+    /// Where repository `name` is stored, if the harness can see it.
+    fn repo_path(&self, _name: &str) -> Option<PathBuf> {
+        None
+    }
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -165,6 +174,9 @@ impl Server for Orbit {
     fn auth_header(&self) -> Option<String> {
         Some(format!("Bearer {}", self.token))
     }
+    fn rest_repo(&self, name: &str) -> Option<String> {
+        Some(format!("{}/repos/{}/{name}", self.base, self.org))
+    }
     fn usage(&self, reset_peak: bool) -> anyhow::Result<Usage> {
         proc_usage(self.pid, reset_peak)
     }
@@ -257,6 +269,9 @@ impl Server for GitCgi {
     }
     fn auth_header(&self) -> Option<String> {
         None
+    }
+    fn repo_path(&self, name: &str) -> Option<PathBuf> {
+        Some(self.root.join(format!("{name}.git")))
     }
     fn usage(&self, reset_peak: bool) -> anyhow::Result<Usage> {
         let url = format!(

@@ -45,6 +45,8 @@ fn quick_run_measures_every_scenario_on_both_servers() {
         "small-ops-32",
         "gitcore-pack-full",
         "gitcore-pack-behind-50",
+        "rest-log-50",
+        "rest-commit-diff",
         "push-small",
     ] {
         assert!(names.contains(&expected), "missing {expected} in {names:?}");

@@ -123,9 +123,11 @@ where
     F: FnOnce(&Repository) -> Result<T, ApiError> + Send + 'static,
 {
     let path = state.config.storage_root.join(&repo.storage_path);
+    let repos = state.repos.clone();
     tokio::task::spawn_blocking(move || {
-        let repo =
-            gitcore::storage::open(&path).map_err(|e| ApiError::internal(error_chain(&e)))?;
+        let repo = repos
+            .open(&path)
+            .map_err(|e| ApiError::internal(error_chain(&e)))?;
         f(&repo)
     })
     .await?
