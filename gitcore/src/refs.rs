@@ -47,9 +47,19 @@ impl Snapshot {
                 continue; // symbolic refs under refs/ are not advertised
             };
             let name = r.name().as_bstr().to_str_lossy().into_owned();
-            let peeled = match r.peel_to_id() {
-                Ok(id) if id.detach() != target => Some(id.detach()),
-                _ => None,
+            // Only annotated tags need peeling; finding that out from the object header avoids
+            // inflating every commit a ref points at.
+            let is_tag = repo
+                .find_header(target)
+                .map(|h| h.kind() == gix::objs::Kind::Tag)
+                .unwrap_or(false);
+            let peeled = if is_tag {
+                match r.peel_to_id() {
+                    Ok(id) if id.detach() != target => Some(id.detach()),
+                    _ => None,
+                }
+            } else {
+                None
             };
             refs.push(Ref {
                 name,

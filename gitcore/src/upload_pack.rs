@@ -472,11 +472,26 @@ fn check_wants(
         .filter(|id| repo.find_commit(*id).is_ok())
         .collect();
     if !tips.is_empty() {
+        let need_trees = unknown.iter().any(|w| repo.find_commit(*w).is_err());
+        // Only commits wanted: walk newest first and stop below the oldest of them (a day of
+        // slack for clock skew), instead of walking the whole history from every tip.
+        let oldest = unknown
+            .iter()
+            .filter_map(|w| repo.find_commit(*w).ok())
+            .filter_map(|c| c.time().ok().map(|t| t.seconds))
+            .min();
+        let sorting = match oldest {
+            Some(t) if !need_trees => gix::revision::walk::Sorting::ByCommitTimeCutoff {
+                order: gix::traverse::commit::simple::CommitTimeOrder::NewestFirst,
+                seconds: t - 86_400,
+            },
+            _ => gix::revision::walk::Sorting::BreadthFirst,
+        };
         let walk = repo
             .rev_walk(tips)
+            .sorting(sorting)
             .all()
             .map_err(|e| Error::Pack(crate::pack::Error::Walk(e.into())))?;
-        let need_trees = unknown.iter().any(|w| repo.find_commit(*w).is_err());
         let mut seen_trees: HashSet<ObjectId> = HashSet::new();
         for info in walk {
             let Ok(info) = info else { break };
