@@ -302,9 +302,184 @@ mod tests {
     }
 
     #[test]
+    fn consolidation_merges_packs_and_keeps_every_object() {
+        use crate::read::testutil::{git, init};
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        init(dir);
+        for i in 0..6 {
+            std::fs::write(
+                dir.join(format!("f{i}.txt")),
+                format!("file {i}\n").repeat(50),
+            )
+            .expect("write");
+            git(dir, &["add", "-A"]);
+            git(dir, &["commit", "-q", "-m", &format!("c{i}")]);
+            git(dir, &["repack", "-q", "-d"]); // one new pack per commit, like a push
+        }
+        let repo_dir = dir.join(".git");
+        let before: std::collections::BTreeSet<String> =
+            git(dir, &["rev-list", "--objects", "--all"])
+                .lines()
+                .map(str::to_owned)
+                .collect();
+        assert!(pack_files(&repo_dir).expect("packs").len() >= 6);
+        assert_eq!(
+            consolidate(&repo_dir, 10).expect("no-op").packs_merged,
+            0,
+            "under the threshold"
+        );
+        let done = consolidate(&repo_dir, 2).expect("consolidate");
+        assert!(done.packs_merged >= 6, "{done:?}");
+        assert_eq!(pack_files(&repo_dir).expect("packs").len(), 1);
+        let after: std::collections::BTreeSet<String> =
+            git(dir, &["rev-list", "--objects", "--all"])
+                .lines()
+                .map(str::to_owned)
+                .collect();
+        assert_eq!(before, after);
+        git(dir, &["fsck", "--strict", "--no-dangling"]);
+        assert!(!repo_dir
+            .join("objects/pack/orbit-consolidate.lock")
+            .exists());
+    }
+
+    #[test]
     fn status_of_missing_directory_is_not_on_disk() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let st = status(&tmp.path().join("nope")).expect("status");
         assert!(!st.on_disk);
     }
+}
+
+/// Errors of [`consolidate`].
+#[derive(Debug, thiserror::Error)]
+pub enum ConsolidateError {
+    /// The repository could not be opened.
+    #[error("could not open the repository to consolidate its packs")]
+    Open(#[source] Error),
+    /// Listing, writing, indexing or removing pack files failed.
+    #[error("could not consolidate packs: {0}")]
+    Io(String),
+}
+
+/// What [`consolidate`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Consolidated {
+    /// Packs before.
+    pub packs_before: usize,
+    /// Packs merged into the new one (0 when nothing was done).
+    pub packs_merged: usize,
+    /// Objects in the new pack.
+    pub objects: usize,
+}
+
+/// The `.pack` files (with their `.idx`) under `objects/pack` of the repository at `path`.
+pub fn pack_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let dir = path.join("objects").join("pack");
+    let mut packs = Vec::new();
+    for entry in std::fs::read_dir(&dir)? {
+        let p = entry?.path();
+        if p.extension().is_some_and(|e| e == "pack") && p.with_extension("idx").is_file() {
+            packs.push(p);
+        }
+    }
+    packs.sort();
+    Ok(packs)
+}
+
+/// Merges every pack of the repository at `path` into one when there are more than
+/// `max_packs`: each push adds a pack, and lookups (and gix's store slots) grow with their
+/// number. Nothing is pruned: every object of every merged pack is kept. Stored deltas whose
+/// base sits in the same source pack are copied; others are re-encoded whole.
+///
+/// Safe against concurrent pushes (packs that appear meanwhile are left alone) and readers
+/// (old packs are removed only after the new one is in place; open maps stay valid). At most
+/// one consolidation runs per repository (a lock file); a second call returns at once.
+pub fn consolidate(path: &Path, max_packs: usize) -> Result<Consolidated, ConsolidateError> {
+    let io = |what: &str, e: &dyn std::fmt::Display| ConsolidateError::Io(format!("{what}: {e}"));
+    let packs = pack_files(path).map_err(|e| io("listing packs", &e))?;
+    let mut done = Consolidated {
+        packs_before: packs.len(),
+        ..Consolidated::default()
+    };
+    if packs.len() <= max_packs {
+        return Ok(done);
+    }
+    let pack_dir = path.join("objects").join("pack");
+    let lock_path = pack_dir.join("orbit-consolidate.lock");
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&lock_path);
+    if lock.is_err() {
+        return Ok(done); // another consolidation is running
+    }
+    struct Unlock(PathBuf);
+    impl Drop for Unlock {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _unlock = Unlock(lock_path);
+
+    // Every object of the packs listed now.
+    let mut ids = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for pack in &packs {
+        let index = gix_pack::index::File::at(pack.with_extension("idx"), gix::hash::Kind::Sha1)
+            .map_err(|e| io("reading an index", &e))?;
+        for entry in index.iter() {
+            if seen.insert(entry.oid) {
+                ids.push(entry.oid);
+            }
+        }
+    }
+    let repo = open(path).map_err(ConsolidateError::Open)?;
+    let tmp = pack_dir.join(format!("tmp-orbit-consolidate-{}.pack", std::process::id()));
+    let result = (|| -> Result<(), ConsolidateError> {
+        {
+            let file = std::fs::File::create(&tmp).map_err(|e| io("creating the new pack", &e))?;
+            let mut out = std::io::BufWriter::new(file);
+            let interrupt = std::sync::atomic::AtomicBool::new(false);
+            done.objects = ids.len();
+            crate::pack::write(&repo, ids, None, &mut out, &interrupt, Some(1))
+                .map_err(|e| io("writing the new pack", &e))?;
+            std::io::Write::flush(&mut out).map_err(|e| io("writing the new pack", &e))?;
+        }
+        let mut input = std::io::BufReader::new(
+            std::fs::File::open(&tmp).map_err(|e| io("reopening the new pack", &e))?,
+        );
+        let interrupt = std::sync::atomic::AtomicBool::new(false);
+        let outcome = gix_pack::Bundle::write_to_directory(
+            &mut input,
+            Some(&pack_dir),
+            &mut gix::progress::Discard,
+            &interrupt,
+            None::<gix::odb::Handle>,
+            gix::hash::Kind::Sha1,
+            gix_pack::bundle::write::Options {
+                thread_limit: Some(1),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| io("indexing the new pack", &e))?;
+        if let Some(keep) = outcome.keep_path {
+            let _ = std::fs::remove_file(keep);
+        }
+        let new_pack = outcome.data_path;
+        for old in &packs {
+            if Some(old) == new_pack.as_ref() {
+                continue; // the same content as one already there
+            }
+            // Index first, so no new reader picks the pack up, then the data.
+            std::fs::remove_file(old.with_extension("idx"))
+                .map_err(|e| io("removing an old index", &e))?;
+            let _ = std::fs::remove_file(old);
+            done.packs_merged += 1;
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result.map(|()| done)
 }

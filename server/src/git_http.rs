@@ -236,6 +236,37 @@ async fn info_refs(
     ))
 }
 
+/// Packs a repository may collect (one per push) before they are merged into one.
+const CONSOLIDATE_ABOVE_PACKS: usize = 32;
+
+/// Merges the repository's packs after a push when there are too many, off the request path
+/// (the push has already been answered or is about to be; this never delays or fails it).
+fn consolidate_in_background(state: &AppState, path: std::path::PathBuf) {
+    let permits = state.git_permits.clone();
+    tokio::spawn(async move {
+        let Ok(permit) = permits.acquire_owned().await else {
+            return;
+        };
+        let result = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            gitcore::storage::consolidate(&path, CONSOLIDATE_ABOVE_PACKS)
+        })
+        .await;
+        match result {
+            Ok(Ok(done)) if done.packs_merged > 0 => {
+                tracing::info!(
+                    packs = done.packs_merged,
+                    objects = done.objects,
+                    "packs consolidated"
+                )
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "pack consolidation failed"),
+            Err(e) => tracing::warn!(error = %e, "pack consolidation task failed"),
+        }
+    });
+}
+
 /// Waits for a permit to run blocking git work.
 async fn git_permit(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, GitError> {
     state
@@ -488,6 +519,10 @@ async fn receive_pack(
                 .map(|c| json!({"ref": c.name, "old": c.old.to_string(), "new": c.new.to_string()}))
                 .collect();
             if !refs.is_empty() {
+                consolidate_in_background(
+                    &state,
+                    state.config.storage_root.join(&row.storage_path),
+                );
                 let agent_id = headers
                     .get("x-agent-id")
                     .and_then(|v| v.to_str().ok())

@@ -1759,3 +1759,69 @@ async fn pushes_over_the_ref_update_limit_are_refused_whole() {
     f.check(out.ok, || format!("[2 refs, limit 2] {out}"));
     f.finish("pushes_over_the_ref_update_limit_are_refused_whole");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Many pushes: packs are consolidated
+// ---------------------------------------------------------------------------------------------
+
+fn pack_count(repo: &Path) -> usize {
+    std::fs::read_dir(repo.join("objects/pack"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_small_pushes_get_their_packs_consolidated() {
+    let srv = TestServer::start().await;
+    let p = pushable(&srv, "many-pushes").await;
+    let c = &p.client;
+    let mut last = String::new();
+    for i in 0..40 {
+        last = c
+            .commit(
+                &p.work,
+                &format!("n{i}.txt"),
+                format!("push {i}\n").as_bytes(),
+                &format!("push {i}"),
+            )
+            .await;
+        let out = c.run(&p.work, &["push", "-q", "origin", "HEAD:main"]).await;
+        assert!(out.ok, "push {i}: {out}");
+    }
+    // Each push added a pack; past 32 they are merged in the background.
+    let start = std::time::Instant::now();
+    while pack_count(&p.repo.path) > 10 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "packs never consolidated: {}",
+            pack_count(&p.repo.path)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !p.repo
+            .path
+            .join("objects/pack/orbit-consolidate.lock")
+            .exists()
+            || pack_count(&p.repo.path) <= 10
+    );
+    if let Some(problems) = fsck_problems(&p.repo.path) {
+        panic!("after consolidation: {problems}");
+    }
+    let main = crate::common::git_out(
+        &p.repo.path,
+        srv.dir.path(),
+        &["rev-parse", "refs/heads/main"],
+    );
+    assert_eq!(main, last);
+    // A fresh clone has every commit.
+    let fresh = c
+        .clone(&p.repo.url(&srv), "fresh-after-consolidation")
+        .await;
+    let count = c.run(&fresh, &["rev-list", "--count", "HEAD"]).await;
+    assert_eq!(count.stdout.trim(), "42", "{count}");
+}
