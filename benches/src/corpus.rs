@@ -281,7 +281,7 @@ fn write_stream(p: &Params, out: &mut impl Write) -> anyhow::Result<()> {
         }
         main_tip = Some(cm);
         if n % p.tag_every == 0 {
-            if (n / p.tag_every) % 2 == 0 {
+            if (n / p.tag_every).is_multiple_of(2) {
                 writeln!(
                     out,
                     "tag v{n}\nfrom :{cm}\ntagger Orbit Bench <bench@orbit.test> {time} +0000"

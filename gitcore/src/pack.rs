@@ -502,7 +502,7 @@ fn delta_entry(
     size: usize,
 ) -> Result<Option<output::Entry>, gix_error::Error> {
     use gix::objs::Find as _;
-    if size > MAX_DELTA_TARGET || size < 64 {
+    if !(64..=MAX_DELTA_TARGET).contains(&size) {
         return Ok(None);
     }
     let io = |e: String| gix_error::Error::from_error(std::io::Error::other(e));

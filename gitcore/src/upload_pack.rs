@@ -498,10 +498,7 @@ fn check_wants(
             unknown.retain(|w| *w != info.id);
             if need_trees && !unknown.is_empty() {
                 // Trees and blobs (e.g. a partial clone fetching missing blobs): look inside.
-                if let Ok(tree) = repo
-                    .find_commit(info.id)
-                    .and_then(|c| c.tree_id().map_err(Into::into))
-                {
+                if let Ok(tree) = repo.find_commit(info.id).and_then(|c| c.tree_id()) {
                     reachable_in_tree(repo, tree.detach(), &mut seen_trees, &mut unknown);
                 }
             }

@@ -391,10 +391,7 @@ async fn rename_archive_unarchive_delete_and_their_events() {
 
     // The audit trail, newest first, every event by the owner.
     let events = srv
-        .get(
-            &format!("/admin/events?limit=500"),
-            &Auth::Internal(INTERNAL.into()),
-        )
+        .get("/admin/events?limit=500", &Auth::Internal(INTERNAL.into()))
         .await
         .body;
     let mine: Vec<&str> = events
@@ -417,7 +414,7 @@ async fn rename_archive_unarchive_delete_and_their_events() {
     );
     let filtered = srv
         .get(
-            &format!("/admin/events?event_type=repo.archived"),
+            "/admin/events?event_type=repo.archived",
             &Auth::Internal(INTERNAL.into()),
         )
         .await
