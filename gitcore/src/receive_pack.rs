@@ -423,6 +423,45 @@ impl<R: Read> Read for Limited<R> {
     }
 }
 
+/// A quarantine untouched for this long belongs to a push that died with its server.
+const STALE_QUARANTINE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Removes `incoming-*` quarantines under `objects_dir` not modified for `older_than`: a server
+/// killed in the middle of a push cannot clean its own. Live pushes touch theirs constantly.
+pub fn sweep_stale_quarantines(objects_dir: &Path, older_than: std::time::Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(objects_dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with("incoming-") {
+            continue;
+        }
+        let newest = newest_mtime(&entry.path());
+        let stale = newest
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= older_than);
+        if stale && std::fs::remove_dir_all(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// The newest modification time of `dir` and the files directly in it or in `dir/pack`.
+fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = std::fs::metadata(dir).and_then(|m| m.modified()).ok();
+    for sub in [dir.to_owned(), dir.join("pack")] {
+        for e in std::fs::read_dir(sub).into_iter().flatten().flatten() {
+            if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
+                newest = Some(newest.map_or(t, |n| n.max(t)));
+            }
+        }
+    }
+    newest
+}
+
 /// Indexes the incoming pack into a fresh quarantine and checks every object in it.
 /// Returns the reason shown to the user on failure; nothing is left behind then.
 fn ingest(
@@ -432,6 +471,7 @@ fn ingest(
     options: &Options,
 ) -> Result<Quarantine, String> {
     let objects_dir = repo.objects.store_ref().path().to_owned();
+    sweep_stale_quarantines(&objects_dir, STALE_QUARANTINE);
     let dir = objects_dir.join(format!("incoming-{}", unique_suffix()));
     let pack_dir = dir.join("pack");
     let mut q = Quarantine {
@@ -688,6 +728,50 @@ fn update_refs(
         });
         if let Err(r) = result {
             *err = Some(r);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_stale_quarantines_are_swept() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let objects = tmp.path();
+        std::fs::create_dir_all(objects.join("incoming-old/pack")).expect("mkdir");
+        std::fs::write(objects.join("incoming-old/pack/tmp_pack_x"), b"half a pack")
+            .expect("write");
+        std::fs::create_dir_all(objects.join("pack")).expect("mkdir");
+        std::fs::create_dir_all(objects.join("info")).expect("mkdir");
+        // Nothing is a day old yet: nothing goes.
+        assert_eq!(sweep_stale_quarantines(objects, STALE_QUARANTINE), 0);
+        assert!(objects.join("incoming-old").exists());
+        // With a zero age every incoming-* is stale; other directories stay.
+        assert_eq!(
+            sweep_stale_quarantines(objects, std::time::Duration::ZERO),
+            1
+        );
+        assert!(!objects.join("incoming-old").exists());
+        assert!(objects.join("pack").exists() && objects.join("info").exists());
+    }
+
+    #[test]
+    fn ref_names_follow_git_and_the_writable_namespaces() {
+        for ok in ["refs/heads/main", "refs/heads/feature/x", "refs/tags/v1.0"] {
+            assert!(check_ref_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "HEAD",
+            "refs/notes/x",
+            "refs/heads/a..b",
+            "refs/heads/",
+            "refs/heads/x.lock",
+            "refs/heads/-x",
+            "refs/x",
+        ] {
+            assert!(check_ref_name(bad).is_err(), "{bad}");
         }
     }
 }
