@@ -418,6 +418,12 @@ pub fn write(
     thread_limit: Option<usize>,
 ) -> Result<ObjectId, Error> {
     let num = u32::try_from(ids.len()).map_err(|e| Error::Generate(e.into()))?;
+    // Small packs (most fetches) are cheaper on the calling thread than on a fresh pool.
+    let thread_limit = if ids.len() < SMALL_PACK_OBJECTS {
+        Some(1)
+    } else {
+        thread_limit
+    };
     let counts: Vec<output::Count> = ids
         .into_iter()
         .map(|id| output::Count {
@@ -490,6 +496,9 @@ pub fn write(
         .digest()
         .ok_or_else(|| Error::Generate("pack ended without a checksum".into()))
 }
+
+/// Below this many objects a pack is generated on the calling thread.
+const SMALL_PACK_OBJECTS: usize = 2_000;
 
 /// Largest object we compute a new delta for.
 const MAX_DELTA_TARGET: usize = 1 << 20;
