@@ -11,7 +11,11 @@
 //! version at the same path ([`crate::delta`]). Anything else goes out whole: there is no
 //! general delta search.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+/// Object-id sets and maps hashed by the id's own bytes (much cheaper than SipHash).
+type IdSet = gix::hashtable::HashSet<ObjectId>;
+type IdMap = gix::hashtable::HashMap<ObjectId, ObjectId>;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -57,19 +61,19 @@ pub struct Selection {
     /// Objects the client will have once it received the pack: what it provably had (the
     /// common commits and their trees) plus what is sent. Thin-pack deltas may use these as
     /// bases, and only these.
-    pub known: HashSet<ObjectId>,
+    pub known: IdSet,
     /// For trees and blobs sent whole: the client's version at the same path, a good delta
     /// base for a thin pack.
-    pub delta_bases: HashMap<ObjectId, ObjectId>,
+    pub delta_bases: IdMap,
 }
 
 /// Limits and bases for thin packs.
 #[derive(Debug, Clone, Copy)]
 pub struct Thin<'a> {
     /// Objects the client has (or gets in this pack): the only allowed out-of-pack bases.
-    pub known: &'a HashSet<ObjectId>,
+    pub known: &'a IdSet,
     /// Candidate bases for objects that would otherwise go out whole.
-    pub delta_bases: &'a HashMap<ObjectId, ObjectId>,
+    pub delta_bases: &'a IdMap,
 }
 
 /// A `filter` of partial clone: which trees and blobs to leave out.
@@ -215,7 +219,7 @@ pub fn objects_for(
         interrupt,
         seen: common.iter().copied().collect(),
         known: common.iter().copied().collect(),
-        delta_bases: HashMap::new(),
+        delta_bases: IdMap::default(),
         found: Vec::new(),
     };
     // The client's root tree at its most recent common commit: the baseline for every path.
@@ -233,7 +237,7 @@ pub fn objects_for(
             extra.push(*id);
         }
     }
-    let sent_commits: HashSet<ObjectId> = commits.iter().copied().collect();
+    let sent_commits: IdSet = commits.iter().copied().collect();
     for id in commits {
         if interrupt.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
@@ -270,7 +274,7 @@ fn newest_common<'r>(repo: &'r gix::Repository, common: &[ObjectId]) -> Option<g
         .take(256)
         .filter_map(|c| repo.find_commit(*c).ok())
         .collect();
-    let parents: HashSet<ObjectId> = commits
+    let parents: IdSet = commits
         .iter()
         .flat_map(|c| c.parent_ids().map(|p| p.detach()))
         .collect();
@@ -293,11 +297,11 @@ struct Walk<'a> {
     filter: Filter,
     interrupt: &'a AtomicBool,
     /// Objects not to send again: sent already, or the client has them.
-    seen: HashSet<ObjectId>,
+    seen: IdSet,
     /// Objects the client has: allowed thin-pack bases.
-    known: HashSet<ObjectId>,
+    known: IdSet,
     /// New object → the client's version at the same path.
-    delta_bases: HashMap<ObjectId, ObjectId>,
+    delta_bases: IdMap,
     /// Trees and blobs to send, in walk order.
     found: Vec<ObjectId>,
 }
