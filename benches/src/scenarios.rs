@@ -642,7 +642,6 @@ pub fn rest_reads(ctx: &Ctx<'_>, calls: usize) -> anyhow::Result<Vec<ScenarioRes
     let git_repo = ctx.servers[1]
         .repo_path("corpus")
         .context("the baseline repository path")?;
-    let tip = run_git(&git_repo, &home, &["rev-parse", "refs/heads/main"])?;
     // A commit that changes a few text files: the latest non-merge commit.
     let diff_commit = run_git(
         &git_repo,
@@ -728,7 +727,6 @@ pub fn rest_reads(ctx: &Ctx<'_>, calls: usize) -> anyhow::Result<Vec<ScenarioRes
             None,
         ),
     ];
-    let _ = tip;
     let rt = rt()?;
     let client = client()?;
     let auth = orbit.auth_header();
@@ -769,11 +767,10 @@ pub fn rest_reads(ctx: &Ctx<'_>, calls: usize) -> anyhow::Result<Vec<ScenarioRes
             });
             // git, a process per call.
             let start = Instant::now();
-            let child = git(&git_repo, &home)
+            let mut child = git(&git_repo, &home)
                 .args(&git_args)
                 .stdout(Stdio::piped())
                 .spawn()?;
-            let mut child = child;
             let mut out = child.stdout.take().context("stdout")?;
             let mut sink = Counting(0);
             std::io::copy(&mut out, &mut sink)?;

@@ -20,3 +20,15 @@ pub mod storage;
 pub mod upload_pack;
 
 pub use gix::{ObjectId, Repository, ThreadSafeRepository};
+
+/// An error and all its causes on one line (`error: cause: cause`), for git users and logs.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

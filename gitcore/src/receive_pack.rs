@@ -532,13 +532,7 @@ fn ingest(
 }
 
 fn pack_error_message(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
+    let msg = crate::error_chain(e);
     if msg.contains("maximum size") {
         // The size limit is the cause worth showing.
         if let Some(i) = msg.find("pack exceeds") {
@@ -698,7 +692,7 @@ fn update_refs(
     atomic: bool,
 ) {
     let reason = |e: &dyn std::error::Error| {
-        let text = pack_error_message(e);
+        let text = crate::error_chain(e);
         let lower = text.to_lowercase();
         if lower.contains("lock") {
             "failed to lock (another push is updating this ref; fetch first)".to_owned()

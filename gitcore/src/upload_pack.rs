@@ -87,7 +87,7 @@ pub fn serve(
         }
         Err(Failure::BeforePack(e)) => {
             // Nothing of a pack went out yet: an ERR line is what git shows best.
-            let _ = pkt::err(&mut out, &with_causes(&e));
+            let _ = pkt::err(&mut out, &crate::error_chain(&e));
             let _ = out.flush();
             Err(e)
         }
@@ -96,25 +96,13 @@ pub fn serve(
                 let _ = pkt::band(
                     &mut out,
                     gix_packetline::Channel::Error,
-                    format!("{}\n", with_causes(&e)).as_bytes(),
+                    format!("{}\n", crate::error_chain(&e)).as_bytes(),
                 );
             }
             let _ = out.flush();
             Err(e)
         }
     }
-}
-
-/// The error and its causes on one line, for the git user.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 enum Failure {

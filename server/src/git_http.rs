@@ -155,7 +155,7 @@ async fn authorize(
             StatusCode::NOT_FOUND => hidden(),
             StatusCode::FORBIDDEN => GitError::new(
                 StatusCode::FORBIDDEN,
-                format!("permission denied: {}", e_message(&e)),
+                format!("permission denied: {}", e.message()),
             ),
             StatusCode::UNAUTHORIZED => {
                 GitError::new(StatusCode::UNAUTHORIZED, "authentication required")
@@ -163,13 +163,6 @@ async fn authorize(
             _ => GitError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error"),
         }),
     }
-}
-
-fn e_message(e: &crate::api::error::ApiError) -> String {
-    e.to_string()
-        .split_once(": ")
-        .map(|(_, m)| m.to_owned())
-        .unwrap_or_default()
 }
 
 fn internal(e: &dyn std::fmt::Display) -> GitError {
@@ -435,7 +428,7 @@ async fn upload_pack(
                     &interrupt,
                     &Default::default(),
                 )
-                .map_err(|e| format!("{e}: {}", source_chain(&e)))
+                .map_err(|e| gitcore::error_chain(&e))
             });
         match result {
             Ok(outcome) => tracing::debug!(?outcome, "upload-pack served"),
@@ -469,16 +462,6 @@ fn watch_disconnect(tx: &mpsc::Sender<Result<Bytes, io::Error>>, interrupt: Arc<
             }
         }
     });
-}
-
-fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = Vec::new();
-    let mut s = e.source();
-    while let Some(x) = s {
-        parts.push(x.to_string());
-        s = x.source();
-    }
-    parts.join(": ")
 }
 
 async fn receive_pack(

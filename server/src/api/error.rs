@@ -94,6 +94,11 @@ impl ApiError {
         self
     }
 
+    /// The message shown to the client.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status

@@ -98,22 +98,10 @@ impl From<read::Error> for ApiError {
                 ApiError::conflict(format!("branch {name:?} is the default branch"))
             }
             e @ (E::Object { .. } | E::References(_) | E::RefUpdate { .. }) => {
-                ApiError::internal(error_chain(&e))
+                ApiError::internal(gitcore::error_chain(&e))
             }
         }
     }
-}
-
-/// The error and its causes on one line, for the log.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Opens the repository of `repo` in a blocking task and runs `f` on it.
@@ -127,7 +115,7 @@ where
     tokio::task::spawn_blocking(move || {
         let repo = repos
             .open(&path)
-            .map_err(|e| ApiError::internal(error_chain(&e)))?;
+            .map_err(|e| ApiError::internal(gitcore::error_chain(&e)))?;
         f(&repo)
     })
     .await?
@@ -362,7 +350,7 @@ async fn create_branch(
                 .await?;
                 let created = tokio::task::spawn_blocking(move || {
                     let r = gitcore::storage::open(&path)
-                        .map_err(|e| ApiError::internal(error_chain(&e)))?;
+                        .map_err(|e| ApiError::internal(gitcore::error_chain(&e)))?;
                     Ok::<_, ApiError>(read::branches::create(&r, &body.name, &commit.to_string())?)
                 })
                 .await??;
@@ -412,7 +400,7 @@ async fn delete_branch(
                 // Compare-and-swap against the value recorded in the event.
                 tokio::task::spawn_blocking(move || {
                     let r = gitcore::storage::open(&path)
-                        .map_err(|e| ApiError::internal(error_chain(&e)))?;
+                        .map_err(|e| ApiError::internal(gitcore::error_chain(&e)))?;
                     read::branches::delete(&r, &branch, Some(current.commit))?;
                     Ok::<_, ApiError>(())
                 })
