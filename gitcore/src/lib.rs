@@ -10,6 +10,7 @@
 pub mod advertise;
 pub mod delta;
 pub mod fsck;
+pub mod merge;
 pub mod pack;
 pub mod pkt;
 pub mod read;

@@ -187,24 +187,65 @@ pub fn delete(
         if !ref_exists(repo, &full_str)? {
             return Err(not_found());
         }
-        if e.downcast_any_ref::<gix::refs::file::transaction::prepare::ReferenceOutOfDate>()
-            .is_some()
-        {
-            return Err(Error::BranchChanged {
-                name: name.to_owned(),
-            });
-        }
-        if e.classify().is_retryable() {
-            return Err(Error::BranchLocked {
-                name: name.to_owned(),
-            });
-        }
-        return Err(Error::RefUpdate {
-            name: full_str,
-            source: e.into(),
-        });
+        return Err(classify(e, name, full_str));
     }
     Ok(old)
+}
+
+/// Moves the branch `name` from `expected` to `new` by compare-and-swap: a branch that moved
+/// meanwhile answers [`Error::BranchChanged`], one locked by a concurrent update
+/// [`Error::BranchLocked`], a missing one [`Error::BranchNotFound`]. `message` goes to the reflog.
+pub fn update(
+    repo: &gix::Repository,
+    name: &str,
+    expected: ObjectId,
+    new: ObjectId,
+    message: &str,
+) -> Result<(), Error> {
+    let full = valid_name(name)?;
+    let full_str = full.as_bstr().to_str_lossy().into_owned();
+    let edit = RefEdit {
+        change: Change::Update {
+            log: LogChange {
+                mode: RefLog::AndReference,
+                force_create_reflog: false,
+                message: message.into(),
+            },
+            expected: PreviousValue::MustExistAndMatch(Target::Object(expected)),
+            new: Target::Object(new),
+        },
+        name: full,
+        deref: false,
+    };
+    if let Err(e) = self::edit(repo, edit) {
+        if !ref_exists(repo, &full_str)? {
+            return Err(Error::BranchNotFound {
+                name: name.to_owned(),
+            });
+        }
+        return Err(classify(e, name, full_str));
+    }
+    Ok(())
+}
+
+/// Sorts a failed edit of an existing branch into moved, locked, or something else.
+fn classify(e: gix::Error, name: &str, full: String) -> Error {
+    if e.downcast_any_ref::<gix::refs::file::transaction::prepare::ReferenceOutOfDate>()
+        .is_some()
+    {
+        return Error::BranchChanged {
+            name: name.to_owned(),
+        };
+    }
+    if e.classify().is_retryable() {
+        return Error::BranchLocked {
+            name: name.to_owned(),
+        };
+    }
+    Error::RefUpdate {
+        name: full,
+        source: e.into(),
+    }
 }
 
 /// Applies one ref edit, with Orbit as the reflog identity (bare repositories keep no reflog by

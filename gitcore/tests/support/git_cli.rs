@@ -45,3 +45,22 @@ pub fn init(dir: &Path) {
 pub fn open(dir: &Path) -> gix::Repository {
     crate::storage::open(&dir.join(".git")).expect("open")
 }
+
+/// Runs git like [`git`] without asserting success: answers (success, stdout).
+pub fn git_status(dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("git")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("LC_ALL", "C")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run git");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
