@@ -5,4 +5,5 @@
 
 pub mod audit_event;
 pub mod collaborator;
+pub mod pull_request;
 pub mod repository;

@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_create_repositories;
 mod m20261122_000002_create_collaborators;
 mod m20261122_000003_create_audit_events;
+mod m20261204_000004_create_pull_requests;
 
 /// Every migration, in order.
 #[derive(Debug)]
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_repositories::Migration),
             Box::new(m20261122_000002_create_collaborators::Migration),
             Box::new(m20261122_000003_create_audit_events::Migration),
+            Box::new(m20261204_000004_create_pull_requests::Migration),
         ]
     }
 }

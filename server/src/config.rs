@@ -87,6 +87,9 @@ pub struct Config {
     /// `GIT_IDLE_TIMEOUT_SECS`: a git request body that sends nothing, or a client that reads
     /// nothing, for this long is cut off.
     pub git_idle_timeout: Duration,
+    /// `ORBIT_COMMITTER_NAME` and `ORBIT_COMMITTER_EMAIL`: the committer of merge and squash
+    /// commits Orbit writes (default `Orbit` / `orbit@localhost`).
+    pub committer: (String, String),
 }
 
 impl Config {
@@ -299,8 +302,22 @@ impl Config {
             (None, None) => None,
         };
 
+        let committer = (
+            get("ORBIT_COMMITTER_NAME").unwrap_or_else(|| "Orbit".to_owned()),
+            get("ORBIT_COMMITTER_EMAIL").unwrap_or_else(|| "orbit@localhost".to_owned()),
+        );
+        for (var, value) in [
+            ("ORBIT_COMMITTER_NAME", &committer.0),
+            ("ORBIT_COMMITTER_EMAIL", &committer.1),
+        ] {
+            if value.trim().is_empty() || value.contains(['<', '>', '\n', '\0']) {
+                return Err(err(var, "must be non-empty, without '<', '>' or newlines"));
+            }
+        }
+
         Ok(Config {
             git_idle_timeout,
+            committer,
             tls,
             git_max_pack_bytes,
             git_max_object_bytes,

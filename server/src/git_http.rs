@@ -521,6 +521,17 @@ async fn receive_pack(
                     // The refs already moved; losing the audit row must not fail the push.
                     tracing::error!(error = %e, repo = %row.id, "could not record the push audit event");
                 }
+                let branches: Vec<(String, gitcore::ObjectId)> = outcome
+                    .updated()
+                    .filter_map(|c| {
+                        c.name
+                            .strip_prefix("refs/heads/")
+                            .map(|b| (b.to_owned(), c.new))
+                    })
+                    .collect();
+                if !branches.is_empty() {
+                    crate::api::pulls_merge::follow_updates(&state, &row, branches, actor).await;
+                }
             }
         }
         Err(e) => tracing::info!(error = %e, "receive-pack ended with an error"),

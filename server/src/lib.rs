@@ -5,10 +5,12 @@
 
 pub mod api;
 pub mod auth;
+pub mod branch_locks;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod git_http;
+pub mod merge_cache;
 pub mod repo_cache;
 pub mod startup;
 pub mod state;

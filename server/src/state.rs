@@ -23,6 +23,10 @@ pub struct AppState {
     /// (at least 8), so a burst of requests queues instead of growing the blocking pool and
     /// its memory. A permit is held while a reply streams, so a slow reader holds one.
     pub git_permits: Arc<tokio::sync::Semaphore>,
+    /// Mergeability answers by (repository, target tip, source tip).
+    pub merges: Arc<crate::merge_cache::MergeCache>,
+    /// Merges into one branch take turns (within this process).
+    pub merge_queue: Arc<crate::branch_locks::BranchLocks>,
 }
 
 impl std::fmt::Debug for AppState {

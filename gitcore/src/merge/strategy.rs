@@ -66,6 +66,11 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// The current time, for [`Identity::time`].
+    pub fn now() -> gix::date::Time {
+        gix::date::Time::now_utc()
+    }
+
     fn signature(&self) -> gix::actor::Signature {
         gix::actor::Signature {
             name: self.name.as_str().into(),

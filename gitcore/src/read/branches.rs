@@ -228,6 +228,37 @@ pub fn update(
     Ok(())
 }
 
+/// Points the ref `full` (e.g. `refs/pull/7/head`) at `id`, whatever it held. For refs only
+/// Orbit writes, never for branches.
+pub fn set_ref(
+    repo: &gix::Repository,
+    full: &str,
+    id: ObjectId,
+    message: &str,
+) -> Result<(), Error> {
+    let name = FullName::try_from(full).map_err(|e| Error::RefUpdate {
+        name: full.to_owned(),
+        source: e.into(),
+    })?;
+    let edit = RefEdit {
+        change: Change::Update {
+            log: LogChange {
+                mode: RefLog::AndReference,
+                force_create_reflog: false,
+                message: message.into(),
+            },
+            expected: PreviousValue::Any,
+            new: Target::Object(id),
+        },
+        name,
+        deref: false,
+    };
+    self::edit(repo, edit).map_err(|e| Error::RefUpdate {
+        name: full.to_owned(),
+        source: e.into(),
+    })
+}
+
 /// Sorts a failed edit of an existing branch into moved, locked, or something else.
 fn classify(e: gix::Error, name: &str, full: String) -> Error {
     if e.downcast_any_ref::<gix::refs::file::transaction::prepare::ReferenceOutOfDate>()

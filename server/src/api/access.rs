@@ -120,3 +120,18 @@ pub fn ensure_not_archived(repo: &repository::Model) -> Result<(), ApiError> {
 pub fn not_found() -> ApiError {
     ApiError::not_found("repository not found")
 }
+
+/// Whether `caller`'s token scopes allow writing to `repo` (tokens without `orbit:` scopes do).
+pub fn scope_allows_write(caller: &Caller, repo: &repository::Model) -> bool {
+    caller.0.as_ref().is_some_and(|i| {
+        i.scopes
+            .as_ref()
+            .is_none_or(|s| s.allows(repo.org_id, &repo.name, Access::Write))
+    })
+}
+
+/// Whether `caller` may write to the repository of `a`: writer or owner, with a token that
+/// allows writing.
+pub fn may_write(caller: &Caller, a: &Authorized) -> bool {
+    a.role.is_some_and(|r| r >= Role::Writer) && scope_allows_write(caller, &a.repo)
+}

@@ -105,7 +105,11 @@ impl From<read::Error> for ApiError {
 }
 
 /// Opens the repository of `repo` in a blocking task and runs `f` on it.
-async fn with_repo<T, F>(state: &AppState, repo: &repository::Model, f: F) -> Result<T, ApiError>
+pub(crate) async fn with_repo<T, F>(
+    state: &AppState,
+    repo: &repository::Model,
+    f: F,
+) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&Repository) -> Result<T, ApiError> + Send + 'static,
@@ -124,7 +128,7 @@ where
 /// A person and a moment.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct SignatureDto {
+pub(crate) struct SignatureDto {
     name: String,
     email: String,
     date: DateTime<Utc>,
@@ -160,7 +164,7 @@ impl From<read::branches::Branch> for BranchDto {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct CommitDto {
+pub(crate) struct CommitDto {
     sha: String,
     message: String,
     author: SignatureDto,
@@ -182,7 +186,7 @@ impl From<read::commit::Commit> for CommitDto {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct FileDiffDto {
+pub(crate) struct FileDiffDto {
     path: String,
     old_path: Option<String>,
     status: &'static str,
@@ -463,7 +467,7 @@ async fn get_commit(
 }
 
 /// Whether the `Accept` header asks for `media_type`.
-fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
+pub(crate) fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
     headers
         .get_all(header::ACCEPT)
         .iter()

@@ -13,6 +13,8 @@ pub mod extract;
 pub mod git_data;
 pub mod internal;
 pub mod page;
+pub mod pulls;
+pub mod pulls_merge;
 pub mod repos;
 
 use axum::Router;
@@ -29,4 +31,5 @@ pub fn routes() -> Router<AppState> {
         .merge(internal::router())
         .merge(admin::router())
         .merge(git_data::router())
+        .merge(pulls::router())
 }

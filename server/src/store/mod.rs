@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod collaborators;
+pub mod pulls;
 pub mod repos;
 
 /// A role on a repository, ordered by power.

@@ -9,5 +9,6 @@ mod git;
 mod git_abuse;
 mod git_data;
 mod permissions;
+mod pulls;
 mod repos;
 mod tls;
