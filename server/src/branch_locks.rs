@@ -8,10 +8,12 @@ use std::sync::{Arc, Mutex};
 
 use uuid::Uuid;
 
+type Locks = HashMap<(Uuid, String), Arc<tokio::sync::Mutex<()>>>;
+
 /// One async mutex per (repository, branch), created on demand, dropped when unused.
 #[derive(Debug, Default)]
 pub struct BranchLocks {
-    map: Mutex<HashMap<(Uuid, String), Arc<tokio::sync::Mutex<()>>>>,
+    map: Mutex<Locks>,
 }
 
 impl BranchLocks {

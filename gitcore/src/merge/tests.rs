@@ -480,7 +480,7 @@ fn random_ops(rng: &mut Rng, present: &[&str]) -> Vec<Op> {
 
 #[test]
 fn randomized_histories_match_git_merge_tree() {
-    let mut rng = Rng(0x5eed_0f_0b17);
+    let mut rng = Rng(0x005e_ed0f_0b17);
     let mut clean = 0;
     let mut conflicted = 0;
     for _ in 0..200 {

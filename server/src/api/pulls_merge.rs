@@ -527,7 +527,7 @@ async fn follow(
     .await?;
     for (pr, target, source, merged) in checked {
         let Some(source) = source else { continue };
-        if source.to_string() != pr.head_sha {
+        if ObjectId::from_hex(pr.head_sha.as_bytes()).ok() != Some(source) {
             pulls::set_head(&state.db, pr.id, &source.to_string()).await?;
             publish_head(state, repo, pr.number, source).await;
         }
