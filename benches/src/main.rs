@@ -14,6 +14,7 @@
 
 mod cgi;
 mod corpus;
+mod merge;
 mod report;
 mod scenarios;
 mod servers;
@@ -35,6 +36,7 @@ const SCENARIOS: &[&str] = &[
     "small-ops",
     "gitcore-pack",
     "rest",
+    "merge",
 ];
 
 struct Args {
@@ -174,7 +176,19 @@ fn run(args: Args) -> anyhow::Result<()> {
         results.push(scenarios::push_initial(&ctx)?);
     }
     // The repository every read scenario uses, filled by each server's own receive path.
-    for (i, s) in servers.iter().enumerate() {
+    let reads = [
+        "clone-stream",
+        "clones",
+        "fetch-behind",
+        "small-ops",
+        "rest",
+        "push-small",
+    ];
+    for (i, s) in servers
+        .iter()
+        .enumerate()
+        .filter(|_| reads.iter().any(|r| wanted(r)))
+    {
         let url = s.create_repo("corpus")?;
         scenarios::push_corpus(&ctx, &url)?;
         let path = url_path(&url);
@@ -225,6 +239,9 @@ fn run(args: Args) -> anyhow::Result<()> {
             &ctx,
             if args.quick { 3 } else { 30 },
         )?);
+    }
+    if wanted("merge") {
+        results.extend(merge::run(&ctx)?);
     }
     // Last: it moves main on both servers.
     if wanted("push-small") {

@@ -14,9 +14,9 @@
 //!   drivers or renormalization is refused ([`Error::UnsafeConfig`]). Orbit writes repository
 //!   configuration itself and pushes cannot change it, so this is a guard, not a policy.
 //!
-//! Merged blobs and trees are written to the object database of the repository handed in; use a
-//! handle with object memory (`repo.clone().with_object_memory()`) to answer questions without
-//! writing anything.
+//! Merged blobs and trees are written to the object database of the repository handed in; use
+//! [`handle`] for a handle with an object cache, and with object memory to answer questions
+//! without writing anything.
 
 pub mod conflicts;
 pub mod strategy;
@@ -88,6 +88,22 @@ pub struct Analysis {
     pub behind_by: usize,
     /// What the merge would do.
     pub outcome: Outcome,
+}
+
+/// Bytes of decoded objects a merge keeps cached: the same commits and trees are read by the
+/// merge-base search, both ahead/behind walks and the tree merge.
+const OBJECT_CACHE_BYTES: usize = 32 << 20;
+
+/// A handle on `repo` for merging: its own object cache, and, with `in_memory`, object memory so
+/// that nothing it computes is written to disk (for trial merges such as mergeability).
+pub fn handle(repo: &gix::Repository, in_memory: bool) -> gix::Repository {
+    let mut r = repo.clone();
+    r.object_cache_size_if_unset(OBJECT_CACHE_BYTES);
+    if in_memory {
+        r.with_object_memory()
+    } else {
+        r
+    }
 }
 
 /// Refuses repositories whose configuration could make a merge run a program.
@@ -176,7 +192,18 @@ pub fn analyze(
             fast_forward: true,
         }
     } else {
-        match merge_commits(repo, target, source)? {
+        let merged = match merge_bases.as_slice() {
+            // One merge base (the usual case): merge its tree directly instead of letting
+            // gix-merge find the merge bases again.
+            [base] => merge_trees(
+                repo,
+                tree_of(repo, *base)?,
+                tree_of(repo, target)?,
+                tree_of(repo, source)?,
+            )?,
+            _ => merge_commits(repo, target, source)?,
+        };
+        match merged {
             Ok(tree) => Outcome::Clean {
                 tree,
                 fast_forward: false,

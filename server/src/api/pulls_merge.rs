@@ -50,8 +50,7 @@ async fn analysis(
         return Ok(a);
     }
     let a = with_repo(state, repo, move |r| {
-        let scratch = r.clone().with_object_memory();
-        merge::analyze(&scratch, target, source).map_err(git_error)
+        merge::analyze(&merge::handle(r, true), target, source).map_err(git_error)
     })
     .await?;
     let a = Arc::new(a);
@@ -353,7 +352,7 @@ pub(crate) async fn merge(
                     author: merger,
                     committer,
                 };
-                match merge::land(r, &req).map_err(git_error)? {
+                match merge::land(&merge::handle(r, false), &req).map_err(git_error)? {
                     Ok(landed) => Ok((target, source, landed)),
                     Err(refused) => Err(refusal(refused, &pr)),
                 }
