@@ -57,8 +57,10 @@ impl Command {
 pub struct RefResult {
     /// The command.
     pub command: Command,
-    /// `None` when the ref moved; otherwise why not (as shown to the user).
+    /// `None` when the command succeeded; otherwise why not (as shown to the user).
     pub error: Option<String>,
+    /// Whether a ref moved (a delete of a ref that does not exist succeeds and moves nothing).
+    pub changed: bool,
 }
 
 /// Limits and policy of a push.
@@ -81,7 +83,7 @@ impl Default for Options {
         Self {
             max_pack_bytes: 2 << 30,
             max_object_bytes: 512 << 20,
-            max_ref_updates: 1000,
+            max_ref_updates: usize::MAX,
             read_only: None,
             thread_limit: None,
         }
@@ -104,7 +106,7 @@ impl Outcome {
     pub fn updated(&self) -> impl Iterator<Item = &Command> {
         self.results
             .iter()
-            .filter(|r| r.error.is_none())
+            .filter(|r| r.changed)
             .map(|r| &r.command)
     }
 }
@@ -210,15 +212,22 @@ fn parse_commands<R: Read>(reader: &mut pkt::Reader<R>) -> Result<Request, Error
     Ok(req)
 }
 
-/// Checks a ref name: valid per `git check-ref-format`, and under `refs/heads/` or `refs/tags/`.
+/// The namespaces a push may write: branches, tags and notes (`git push origin refs/notes/*`).
+/// `refs/pull/*` belongs to the server (pull request heads); other namespaces are refused.
+pub const WRITABLE_NAMESPACES: [&str; 3] = ["refs/heads/", "refs/tags/", "refs/notes/"];
+
+/// Checks a ref name: valid per `git check-ref-format`, and in one of [`WRITABLE_NAMESPACES`].
 pub fn check_ref_name(name: &str) -> Result<(), String> {
-    if !(name.starts_with("refs/heads/") || name.starts_with("refs/tags/")) {
-        return Err("only refs/heads/* and refs/tags/* may be pushed".into());
+    if name.starts_with("refs/pull/") {
+        return Err(
+            "refs/pull/* is read-only: the server publishes pull request heads there".into(),
+        );
     }
+    let Some(prefix) = WRITABLE_NAMESPACES.iter().find(|p| name.starts_with(**p)) else {
+        return Err("only refs/heads/*, refs/tags/* and refs/notes/* may be pushed".into());
+    };
     FullName::try_from(name).map_err(|_| "invalid ref name".to_owned())?;
-    let short = name
-        .trim_start_matches("refs/heads/")
-        .trim_start_matches("refs/tags/");
+    let short = &name[prefix.len()..];
     if short.is_empty() || short.starts_with('-') || name.ends_with('/') {
         return Err("invalid ref name".into());
     }
@@ -286,11 +295,17 @@ pub fn serve(
         errors.iter_mut().for_each(|e| *e = Some(reason.clone()));
     } else {
         let mut seen = HashSet::new();
+        let current = current_branch(&repo);
         for (cmd, err) in req.commands.iter().zip(errors.iter_mut()) {
             if let Err(reason) = check_ref_name(&cmd.name) {
                 *err = Some(reason);
             } else if !seen.insert(cmd.name.clone()) {
                 *err = Some("duplicate ref update".into());
+            } else if cmd.is_delete() && current.as_deref() == Some(cmd.name.as_str()) {
+                *err = Some(format!(
+                    "refusing to delete the current branch: {}",
+                    cmd.name
+                ));
             } else if !cmd.is_delete() {
                 *err = check_tip(&repo, quarantine.as_ref(), cmd).err();
             }
@@ -314,13 +329,23 @@ pub fn serve(
             q.discard();
         }
     }
-    update_refs(&repo, &req.commands, &mut errors, atomic);
+    let noop: Vec<bool> = req
+        .commands
+        .iter()
+        .map(|c| deletes_nothing(&repo, c))
+        .collect();
+    update_refs(&repo, &req.commands, &noop, &mut errors, atomic);
     outcome.results = req
         .commands
         .iter()
         .cloned()
         .zip(errors)
-        .map(|(command, error)| RefResult { command, error })
+        .zip(noop)
+        .map(|((command, error), noop)| RefResult {
+            changed: error.is_none() && !noop,
+            command,
+            error,
+        })
         .collect();
 
     let mut report = Vec::new();
@@ -610,6 +635,22 @@ fn check_objects(q: &Quarantine, index_path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The full name of the branch `HEAD` points at (the default branch), if any.
+fn current_branch(repo: &gix::Repository) -> Option<String> {
+    repo.head_name()
+        .ok()
+        .flatten()
+        .map(|n| n.as_bstr().to_string())
+}
+
+/// Whether `cmd` deletes a ref that does not exist without naming an old value: C git reports
+/// it as done ("deleting a non-existent ref") and so does Orbit, without touching anything.
+fn deletes_nothing(repo: &gix::Repository, cmd: &Command) -> bool {
+    cmd.is_delete()
+        && cmd.old.is_null()
+        && matches!(repo.try_find_reference(cmd.name.as_str()), Ok(None))
+}
+
 /// The new value of a non-delete command exists, and branches point at commits.
 fn check_tip(repo: &gix::Repository, q: Option<&Quarantine>, cmd: &Command) -> Result<(), String> {
     let exists = match q.map(Quarantine::odb) {
@@ -688,6 +729,7 @@ fn edit_for(cmd: &Command) -> Result<RefEdit, String> {
 fn update_refs(
     repo: &gix::Repository,
     commands: &[Command],
+    noop: &[bool],
     errors: &mut [Option<String>],
     atomic: bool,
 ) {
@@ -709,7 +751,12 @@ fn update_refs(
         if errors.iter().any(Option::is_some) {
             return;
         }
-        let edits: Result<Vec<RefEdit>, String> = commands.iter().map(edit_for).collect();
+        let edits: Result<Vec<RefEdit>, String> = commands
+            .iter()
+            .zip(noop)
+            .filter(|(_, noop)| !**noop)
+            .map(|(c, _)| edit_for(c))
+            .collect();
         let result = edits.and_then(|edits| {
             repo.edit_references_as(edits, None)
                 .map(|_| ())
@@ -720,8 +767,8 @@ fn update_refs(
         }
         return;
     }
-    for (cmd, err) in commands.iter().zip(errors.iter_mut()) {
-        if err.is_some() {
+    for ((cmd, err), noop) in commands.iter().zip(errors.iter_mut()).zip(noop) {
+        if err.is_some() || *noop {
             continue;
         }
         let result = edit_for(cmd).and_then(|edit| {
@@ -762,12 +809,19 @@ mod tests {
 
     #[test]
     fn ref_names_follow_git_and_the_writable_namespaces() {
-        for ok in ["refs/heads/main", "refs/heads/feature/x", "refs/tags/v1.0"] {
+        for ok in [
+            "refs/heads/main",
+            "refs/heads/feature/x",
+            "refs/tags/v1.0",
+            "refs/notes/commits",
+        ] {
             assert!(check_ref_name(ok).is_ok(), "{ok}");
         }
         for bad in [
             "HEAD",
-            "refs/notes/x",
+            "refs/pull/1/head",
+            "refs/changes/01/1/1",
+            "refs/notes/",
             "refs/heads/a..b",
             "refs/heads/",
             "refs/heads/x.lock",

@@ -82,7 +82,7 @@ pub struct Config {
     pub git_max_pack_bytes: u64,
     /// `GIT_MAX_OBJECT_BYTES`: largest object (inflated) a push may contain.
     pub git_max_object_bytes: usize,
-    /// `GIT_MAX_REF_UPDATES`: most ref updates in one push.
+    /// `GIT_MAX_REF_UPDATES`: most ref updates in one push (unlimited by default).
     pub git_max_ref_updates: usize,
     /// `GIT_IDLE_TIMEOUT_SECS`: a git request body that sends nothing, or a client that reads
     /// nothing, for this long is cut off.
@@ -287,8 +287,10 @@ impl Config {
         let git_max_pack_bytes = number("GIT_MAX_PACK_BYTES", 2 << 30)?;
         let git_max_object_bytes = usize::try_from(number("GIT_MAX_OBJECT_BYTES", 512 << 20)?)
             .map_err(|_| err("GIT_MAX_OBJECT_BYTES", "too large"))?;
-        let git_max_ref_updates = usize::try_from(number("GIT_MAX_REF_UPDATES", 1000)?)
-            .map_err(|_| err("GIT_MAX_REF_UPDATES", "too large"))?;
+        // Unlimited unless set (GitHub sets no limit; `git push --mirror` of a large project
+        // sends thousands of refs). Parsing stops at 100,000 commands whatever the setting.
+        let git_max_ref_updates =
+            usize::try_from(number("GIT_MAX_REF_UPDATES", u64::MAX)?).unwrap_or(usize::MAX);
 
         let git_idle_timeout = Duration::from_secs(number("GIT_IDLE_TIMEOUT_SECS", 120)?);
         let tls = match (get("TLS_CERT_PATH"), get("TLS_KEY_PATH")) {
@@ -439,7 +441,7 @@ mod tests {
         let c = parse(&[]).expect("defaults");
         assert_eq!(c.git_max_pack_bytes, 2 << 30);
         assert_eq!(c.git_max_object_bytes, 512 << 20);
-        assert_eq!(c.git_max_ref_updates, 1000);
+        assert_eq!(c.git_max_ref_updates, usize::MAX);
         assert_eq!(c.git_idle_timeout, Duration::from_secs(120));
         assert!(c.tls.is_none());
         let c = parse(&[

@@ -542,7 +542,7 @@ async fn pushes_create_update_force_delete_tag_and_atomic() {
                     "--atomic",
                     "origin",
                     "main",
-                    "main:refs/notes/forbidden",
+                    "main:refs/changes/forbidden",
                 ],
             )
             .await;

@@ -8,6 +8,7 @@ mod common;
 mod git;
 mod git_abuse;
 mod git_data;
+mod git_refs;
 mod permissions;
 mod pulls;
 mod repos;

@@ -19,15 +19,15 @@ use crate::common::{git, Auth, Resp, TestServer};
 const GIT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A git client with its own home, and one work tree cloned from the server.
-struct Work {
+pub(crate) struct Work {
     home: tempfile::TempDir,
-    dir: PathBuf,
-    clock: u64,
+    pub(crate) dir: PathBuf,
+    pub(crate) clock: u64,
 }
 
 impl Work {
     /// Clones `url` (empty or not) into a fresh home.
-    async fn clone(url: &str) -> Self {
+    pub(crate) async fn clone(url: &str) -> Self {
         let home = tempfile::tempdir().expect("home");
         let dir = home.path().join("work");
         let mut w = Work {
@@ -42,7 +42,7 @@ impl Work {
         w
     }
 
-    async fn try_run_in(&self, dir: &Path, args: &[&str]) -> (bool, String, String) {
+    pub(crate) async fn try_run_in(&self, dir: &Path, args: &[&str]) -> (bool, String, String) {
         let date = format!("{} +0000", self.clock);
         let mut cmd = git(dir, self.home.path());
         cmd.env("GIT_TERMINAL_PROMPT", "0")
@@ -68,22 +68,22 @@ impl Work {
         )
     }
 
-    async fn run_in(&self, dir: &Path, args: &[&str]) -> String {
+    pub(crate) async fn run_in(&self, dir: &Path, args: &[&str]) -> String {
         let (ok, out, err) = self.try_run_in(dir, args).await;
         assert!(ok, "git {args:?} failed: {err}");
         out
     }
 
-    async fn run(&self, args: &[&str]) -> String {
+    pub(crate) async fn run(&self, args: &[&str]) -> String {
         self.run_in(&self.dir, args).await
     }
 
-    async fn try_run(&self, args: &[&str]) -> (bool, String, String) {
+    pub(crate) async fn try_run(&self, args: &[&str]) -> (bool, String, String) {
         self.try_run_in(&self.dir, args).await
     }
 
     /// Writes files and commits them; answers the new HEAD.
-    async fn commit(&mut self, files: &[(&str, &str)], message: &str) -> String {
+    pub(crate) async fn commit(&mut self, files: &[(&str, &str)], message: &str) -> String {
         for (path, content) in files {
             let p = self.dir.join(path);
             if let Some(parent) = p.parent() {
@@ -97,7 +97,7 @@ impl Work {
         self.run(&["rev-parse", "HEAD"]).await
     }
 
-    async fn fsck_clean(&self) {
+    pub(crate) async fn fsck_clean(&self) {
         let (ok, out, err) = self.try_run(&["fsck", "--strict"]).await;
         assert!(ok, "fsck failed: {err}");
         let all = format!("{out}\n{err}").to_lowercase();
@@ -108,18 +108,18 @@ impl Work {
 }
 
 /// A repository with its owner, a work tree on `main` and the REST paths.
-struct Fixture {
-    srv: TestServer,
-    owner: Uuid,
-    org: Uuid,
-    name: String,
-    token: String,
-    url: String,
-    path: PathBuf,
+pub(crate) struct Fixture {
+    pub(crate) srv: TestServer,
+    pub(crate) owner: Uuid,
+    pub(crate) org: Uuid,
+    pub(crate) name: String,
+    pub(crate) token: String,
+    pub(crate) url: String,
+    pub(crate) path: PathBuf,
 }
 
 impl Fixture {
-    async fn new(visibility: &str) -> Self {
+    pub(crate) async fn new(visibility: &str) -> Self {
         let srv = TestServer::start_binary().await;
         let (owner, org) = (Uuid::new_v4(), Uuid::new_v4());
         let name = "app".to_owned();
@@ -139,21 +139,21 @@ impl Fixture {
         }
     }
 
-    fn rest(&self, rest: &str) -> String {
+    pub(crate) fn rest(&self, rest: &str) -> String {
         format!("/repos/{}/{}{rest}", self.org, self.name)
     }
 
-    fn auth(&self) -> Auth {
+    pub(crate) fn auth(&self) -> Auth {
         Auth::Bearer(self.token.clone())
     }
 
-    async fn call(&self, method: Method, rest: &str, body: Option<Value>) -> Resp {
+    pub(crate) async fn call(&self, method: Method, rest: &str, body: Option<Value>) -> Resp {
         self.srv
             .send(method, &self.rest(rest), &self.auth(), body)
             .await
     }
 
-    async fn open(&self, source: &str, target: &str, title: &str) -> Value {
+    pub(crate) async fn open(&self, source: &str, target: &str, title: &str) -> Value {
         let r = self
             .call(
                 Method::POST,
@@ -165,7 +165,7 @@ impl Fixture {
         r.body
     }
 
-    async fn merge(&self, number: i64, strategy: &str) -> Resp {
+    pub(crate) async fn merge(&self, number: i64, strategy: &str) -> Resp {
         self.call(
             Method::POST,
             &format!("/pulls/{number}/merge"),
@@ -175,7 +175,7 @@ impl Fixture {
     }
 
     /// Runs git in the server's bare repository (inspection only).
-    fn bare(&self, args: &[&str]) -> String {
+    pub(crate) fn bare(&self, args: &[&str]) -> String {
         let home = tempfile::tempdir().expect("home");
         crate::common::git_out(&self.path, home.path(), args)
     }
