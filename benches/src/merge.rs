@@ -138,6 +138,7 @@ pub fn run(ctx: &Ctx<'_>) -> anyhow::Result<Vec<ScenarioResult>> {
         &home,
         &["merge-tree", "--write-tree", "target", "source"],
     )?;
+    let git_tree_id = gitcore::ObjectId::from_hex(git_tree.as_bytes())?;
     let mut analysis = ScenarioResult {
         scenario: "merge-mergeability (50 ahead, 50 behind)".into(),
         orbit: Vec::new(),
@@ -165,7 +166,7 @@ pub fn run(ctx: &Ctx<'_>) -> anyhow::Result<Vec<ScenarioResult>> {
         for _ in 0..OPS {
             let a = merge::analyze(&merge::handle(&repo, true), t, s)?;
             match a.outcome {
-                Outcome::Clean { tree, .. } if tree.to_string() == git_tree => {}
+                Outcome::Clean { tree, .. } if tree == git_tree_id => {}
                 other => bail!("mergeability differs from git merge-tree ({git_tree}): {other:?}"),
             }
         }

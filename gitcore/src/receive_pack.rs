@@ -296,6 +296,9 @@ pub fn serve(
     } else {
         let mut seen = HashSet::new();
         let current = current_branch(&repo);
+        // One handle on the quarantine for every command (opening it resolves alternates and
+        // loads indices: once per push, not once per ref).
+        let quarantine_odb = quarantine.as_ref().map(Quarantine::odb);
         for (cmd, err) in req.commands.iter().zip(errors.iter_mut()) {
             if let Err(reason) = check_ref_name(&cmd.name) {
                 *err = Some(reason);
@@ -307,7 +310,7 @@ pub fn serve(
                     cmd.name
                 ));
             } else if !cmd.is_delete() {
-                *err = check_tip(&repo, quarantine.as_ref(), cmd).err();
+                *err = check_tip(&repo, quarantine_odb.as_ref(), cmd).err();
             }
         }
     }
@@ -652,8 +655,12 @@ fn deletes_nothing(repo: &gix::Repository, cmd: &Command) -> bool {
 }
 
 /// The new value of a non-delete command exists, and branches point at commits.
-fn check_tip(repo: &gix::Repository, q: Option<&Quarantine>, cmd: &Command) -> Result<(), String> {
-    let exists = match q.map(Quarantine::odb) {
+fn check_tip(
+    repo: &gix::Repository,
+    q: Option<&io::Result<gix::odb::Handle>>,
+    cmd: &Command,
+) -> Result<(), String> {
+    let exists = match q {
         Some(Ok(odb)) => odb.exists(&cmd.new),
         _ => repo.objects.exists(&cmd.new),
     };
@@ -664,7 +671,7 @@ fn check_tip(repo: &gix::Repository, q: Option<&Quarantine>, cmd: &Command) -> R
         ));
     }
     if cmd.name.starts_with("refs/heads/") {
-        let is_commit = match q.map(Quarantine::odb) {
+        let is_commit = match q {
             Some(Ok(odb)) => {
                 let mut buf = Vec::new();
                 matches!(odb.try_find(&cmd.new, &mut buf), Ok(Some(d)) if d.kind == gix::objs::Kind::Commit)
