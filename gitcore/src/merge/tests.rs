@@ -352,7 +352,6 @@ fn criss_cross_history_with_two_merge_bases() {
     // Cross-merge both ways.
     git(c.path(), &["checkout", "-q", "target"]);
     git(c.path(), &["merge", "-q", "--no-edit", "source~0"]);
-    let t_merge = c.rev("HEAD");
     git(c.path(), &["checkout", "-q", "source"]);
     git(c.path(), &["merge", "-q", "--no-edit", "target~1"]);
     c.commit(&[w("g", "g source\n")], "s2");
@@ -367,7 +366,6 @@ fn criss_cross_history_with_two_merge_bases() {
         )],
         "t2",
     );
-    let _ = t_merge;
     let a = assert_same_as_git(&c);
     assert_eq!(a.merge_bases.len(), 2, "{:?}", a.merge_bases);
     assert!(matches!(a.outcome, Outcome::Clean { .. }));

@@ -258,9 +258,9 @@ impl From<read::tags::Tag> for TagDto {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PageQuery {
-    limit: Option<u64>,
-    offset: Option<u64>,
+pub(crate) struct PageQuery {
+    pub(crate) limit: Option<u64>,
+    pub(crate) offset: Option<u64>,
 }
 
 /// Applies `limit`/`offset` to an in-memory list.

@@ -27,7 +27,7 @@ use uuid::Uuid;
 use super::access::{self, ensure_not_archived, Authorized, Need};
 use super::error::ApiError;
 use super::extract::{Json, Path, Query};
-use super::git_data::{accepts, with_repo, CommitDto, FileDiffDto};
+use super::git_data::{accepts, with_repo, CommitDto, FileDiffDto, PageQuery};
 use super::page::page;
 use super::pulls_merge;
 use crate::auth::Caller;
@@ -619,13 +619,6 @@ async fn diff(
     }
     let files: Vec<FileDiffDto> = files.into_iter().map(Into::into).collect();
     Ok(JsonOut(files).into_response())
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PageQuery {
-    limit: Option<u64>,
-    offset: Option<u64>,
 }
 
 async fn commits(

@@ -194,10 +194,7 @@ async fn every_strategy_lands_what_git_would_make() {
     w.run(&["push", "-q", "origin", "HEAD:refs/heads/main"])
         .await;
     // Four feature branches off the base, each with its own change (two commits each).
-    for (i, branch) in ["merge-me", "squash-me", "rebase-me", "ff-me"]
-        .iter()
-        .enumerate()
-    {
+    for branch in ["merge-me", "squash-me", "rebase-me", "ff-me"] {
         w.run(&["checkout", "-q", "-b", branch, "main"]).await;
         let file = format!("{branch}.txt");
         w.commit(&[(file.as_str(), "first\n")], &format!("{branch}: first"))
@@ -207,7 +204,6 @@ async fn every_strategy_lands_what_git_would_make() {
             &format!("{branch}: second"),
         )
         .await;
-        let _ = i;
         w.run(&["push", "-q", "origin", branch]).await;
     }
     // main moves on (so only ff-me, re-based below, can fast-forward).
