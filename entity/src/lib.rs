@@ -5,5 +5,8 @@
 
 pub mod audit_event;
 pub mod collaborator;
+pub mod job;
 pub mod pull_request;
 pub mod repository;
+pub mod webhook;
+pub mod webhook_delivery;

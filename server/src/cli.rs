@@ -184,6 +184,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (SERVER_HOST/SERVER_PORT): {e}"))?;
     let local = listener.local_addr()?;
     let public = c.public_base_url.clone();
+    let stop_workers = std::sync::Arc::new(tokio::sync::Notify::new());
+    crate::jobs::spawn_workers(&state, stop_workers.clone());
     let app = crate::app(state);
     match tls {
         Some(acceptor) => {
@@ -205,6 +207,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 .await?;
         }
     }
+    stop_workers.notify_waiters();
     tracing::info!("orbit stopped");
     Ok(())
 }

@@ -90,6 +90,34 @@ pub struct Config {
     /// `ORBIT_COMMITTER_NAME` and `ORBIT_COMMITTER_EMAIL`: the committer of merge and squash
     /// commits Orbit writes (default `Orbit` / `orbit@localhost`).
     pub committer: (String, String),
+    /// The durable job queue and what its jobs talk to.
+    pub jobs: JobsConfig,
+}
+
+/// The job queue: workers, leases, retries, and the services jobs call.
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    /// `ORBIT_JOB_WORKERS`: worker tasks in this process (default 4; 0 runs none, other processes
+    /// on the same database still run the jobs this one enqueues).
+    pub workers: usize,
+    /// `ORBIT_JOB_LEASE_SECS`: how long a claimed job is held before another worker may take it
+    /// over (renewed while the handler runs; default 60).
+    pub lease: Duration,
+    /// `ORBIT_JOB_RETRY_BASE_MS`: the first retry's delay; each next one doubles, with jitter,
+    /// capped at 10 minutes (default 2,000).
+    pub retry_base: Duration,
+    /// `ORBIT_JOB_POLL_MS`: how often idle workers look for jobs enqueued by other processes
+    /// (default 1,000; jobs enqueued by this process wake them at once).
+    pub poll: Duration,
+    /// `AURA_NETWORK_TOKEN`, falling back to `INTERNAL_SERVICE_TOKEN`: sent as `X-Internal-Token`
+    /// to the network service.
+    pub network_token: Option<String>,
+    /// `GITHUB_BASE_URL`: where push mirrors go (default `https://github.com`).
+    pub github_base_url: Url,
+    /// `ORBIT_WEBHOOK_TIMEOUT_SECS`: one webhook delivery's timeout (default 10).
+    pub webhook_timeout: Duration,
+    /// `ORBIT_HTTP_TIMEOUT_SECS`: timeout of a feed post or an integration lookup (default 10).
+    pub http_timeout: Duration,
 }
 
 impl Config {
@@ -317,7 +345,32 @@ impl Config {
             }
         }
 
+        let whole = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(var) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u64>()
+                    .map_err(|_| err(var, format!("{v:?} is not a whole number"))),
+            }
+        };
+        let github_base_url = match get("GITHUB_BASE_URL") {
+            Some(u) => parse_http_url("GITHUB_BASE_URL", &u)?,
+            None => Url::parse("https://github.com")
+                .map_err(|e| err("GITHUB_BASE_URL", e.to_string()))?,
+        };
+        let jobs = JobsConfig {
+            workers: usize::try_from(whole("ORBIT_JOB_WORKERS", 4)?.min(256)).unwrap_or(4),
+            lease: Duration::from_secs(number("ORBIT_JOB_LEASE_SECS", 60)?),
+            retry_base: Duration::from_millis(number("ORBIT_JOB_RETRY_BASE_MS", 2_000)?),
+            poll: Duration::from_millis(number("ORBIT_JOB_POLL_MS", 1_000)?),
+            network_token: get("AURA_NETWORK_TOKEN").or_else(|| get("INTERNAL_SERVICE_TOKEN")),
+            github_base_url,
+            webhook_timeout: Duration::from_secs(number("ORBIT_WEBHOOK_TIMEOUT_SECS", 10)?),
+            http_timeout: Duration::from_secs(number("ORBIT_HTTP_TIMEOUT_SECS", 10)?),
+        };
+
         Ok(Config {
+            jobs,
             git_idle_timeout,
             committer,
             tls,

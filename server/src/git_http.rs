@@ -484,24 +484,25 @@ async fn receive_pack(
     let body = body_reader(body, state.config.git_idle_timeout);
     let gzip = is_gzip(&headers);
     let permit = git_permit(&state).await?;
+    let repos = state.repos.clone();
     let result = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let input = decoded(body, gzip);
         let mut out = Vec::new();
         let interrupt = AtomicBool::new(false);
         let outcome = gitcore::receive_pack::serve(&path, input, &mut out, &interrupt, &options);
-        (out, outcome)
+        let commits = match &outcome {
+            Ok(o) if o.updated().next().is_some() => pushed_commits(&repos, &path, o),
+            _ => (Vec::new(), 0),
+        };
+        (out, outcome, commits)
     })
     .await
     .map_err(|e| internal(&e))?;
-    let (report, outcome) = result;
+    let (report, outcome, (commit_ids, commit_count)) = result;
     match outcome {
         Ok(outcome) => {
-            let refs: Vec<serde_json::Value> = outcome
-                .updated()
-                .map(|c| json!({"ref": c.name, "old": c.old.to_string(), "new": c.new.to_string()}))
-                .collect();
-            if !refs.is_empty() {
+            if outcome.updated().next().is_some() {
                 consolidate_in_background(
                     &state,
                     state.config.storage_root.join(&row.storage_path),
@@ -514,13 +515,29 @@ async fn receive_pack(
                     user_id: identity.as_ref().map(|i| i.user_id),
                     agent_id,
                 };
-                let payload = json!({"pushId": Uuid::new_v4(), "refs": refs, "pushOptions": outcome.push_options});
-                if let Err(e) =
-                    store::audit::record(&state.db, Some(row.id), "push", actor, payload).await
-                {
+                let refs: Vec<crate::jobs::feed::PushedRef> = outcome
+                    .updated()
+                    .map(|c| crate::jobs::feed::PushedRef {
+                        name: c.name.clone(),
+                        old: c.old.to_string(),
+                        new: c.new.to_string(),
+                    })
+                    .collect();
+                let commit_shas: Vec<String> = commit_ids.iter().map(|c| c.to_string()).collect();
+                let push = crate::jobs::feed::Push {
+                    repo: &row,
+                    push_id: Uuid::new_v4(),
+                    user_id: actor.user_id,
+                    agent_id: actor.agent_id,
+                    refs: &refs,
+                    commit_shas: &commit_shas,
+                    commit_count,
+                };
+                if let Err(e) = record_push(&state, &push, actor, &outcome.push_options).await {
                     // The refs already moved; losing the audit row must not fail the push.
-                    tracing::error!(error = %e, repo = %row.id, "could not record the push audit event");
+                    tracing::error!(error = %e, repo = %row.id, "could not record the push (audit event and jobs)");
                 }
+                state.jobs.wake();
                 let branches: Vec<(String, gitcore::ObjectId)> = outcome
                     .updated()
                     .filter_map(|c| {
@@ -540,4 +557,72 @@ async fn receive_pack(
         "application/x-git-receive-pack-result",
         Body::from(report),
     ))
+}
+
+/// The commits a push brought (newest first, at most 100) and how many in all: reachable from
+/// the new tips and from no ref as it was before the push. A failure here only empties the list.
+fn pushed_commits(
+    repos: &crate::repo_cache::RepoCache,
+    path: &std::path::Path,
+    outcome: &gitcore::receive_pack::Outcome,
+) -> (Vec<gitcore::ObjectId>, usize) {
+    let run = || -> Result<(Vec<gitcore::ObjectId>, usize), String> {
+        let repo = repos.open(path).map_err(|e| e.to_string())?;
+        let snapshot = gitcore::refs::Snapshot::read(&repo).map_err(|e| e.to_string())?;
+        let updated: std::collections::HashSet<&str> =
+            outcome.updated().map(|c| c.name.as_str()).collect();
+        let mut hidden: Vec<gitcore::ObjectId> = snapshot
+            .refs
+            .iter()
+            .filter(|r| !updated.contains(r.name.as_str()))
+            .map(|r| r.peeled.unwrap_or(r.target))
+            .collect();
+        hidden.extend(outcome.updated().map(|c| c.old));
+        let tips: Vec<gitcore::ObjectId> = outcome.updated().map(|c| c.new).collect();
+        gitcore::read::log::new_commits(&repo, &tips, &hidden, 100)
+            .map_err(|e| gitcore::error_chain(&e))
+    };
+    run().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "could not list the commits of a push");
+        (Vec::new(), 0)
+    })
+}
+
+/// Records an accepted push in one transaction: its audit event (which queues the repository's
+/// webhook deliveries) and its feed post when a network service is configured. A push the client
+/// sees acknowledged has its jobs; one that failed has none (nothing is recorded for it).
+async fn record_push(
+    state: &AppState,
+    push: &crate::jobs::feed::Push<'_>,
+    actor: store::audit::Actor,
+    push_options: &[String],
+) -> Result<(), sea_orm::DbErr> {
+    use sea_orm::TransactionTrait;
+    let refs: Vec<serde_json::Value> = push
+        .refs
+        .iter()
+        .map(|r| json!({"ref": r.name, "old": r.old, "new": r.new}))
+        .collect();
+    let payload = json!({
+        "pushId": push.push_id,
+        "refs": refs,
+        "pushOptions": push_options,
+        "commitShas": push.commit_shas,
+        "commitCount": push.commit_count,
+    });
+    let txn = state.db.begin().await?;
+    store::audit::record(&txn, Some(push.repo.id), "push", actor, payload).await?;
+    if state.config.aura_network_url.is_some() {
+        store::jobs::enqueue(
+            &txn,
+            store::jobs::NewJob {
+                kind: store::jobs::Kind::FeedPost,
+                repo_id: Some(push.repo.id),
+                dedup_key: Some(push.push_id.to_string()),
+                payload: crate::jobs::feed::post_body(push),
+            },
+        )
+        .await?;
+    }
+    txn.commit().await
 }

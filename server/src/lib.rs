@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod git_http;
+pub mod jobs;
 pub mod merge_cache;
 pub mod repo_cache;
 pub mod startup;

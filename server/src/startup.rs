@@ -87,6 +87,7 @@ pub async fn prepare(config: Config) -> Result<(AppState, Report), Error> {
             repos: Arc::new(crate::repo_cache::RepoCache::new(256)),
             merges: Arc::new(crate::merge_cache::MergeCache::new(4096)),
             merge_queue: Arc::default(),
+            jobs: Arc::new(crate::jobs::Queue::new()),
             git_permits: Arc::new(tokio::sync::Semaphore::new(
                 (std::thread::available_parallelism().map_or(2, |n| n.get()) * 4).max(8),
             )),

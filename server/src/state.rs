@@ -27,6 +27,8 @@ pub struct AppState {
     pub merges: Arc<crate::merge_cache::MergeCache>,
     /// Merges into one branch take turns (within this process).
     pub merge_queue: Arc<crate::branch_locks::BranchLocks>,
+    /// The job queue's in-process side (wake-ups, the HTTP client of handlers).
+    pub jobs: Arc<crate::jobs::Queue>,
 }
 
 impl std::fmt::Debug for AppState {

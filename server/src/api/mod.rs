@@ -11,7 +11,9 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod git_data;
+pub mod hooks;
 pub mod internal;
+pub mod jobs;
 pub mod page;
 pub mod pulls;
 pub mod pulls_merge;
@@ -32,4 +34,6 @@ pub fn routes() -> Router<AppState> {
         .merge(admin::router())
         .merge(git_data::router())
         .merge(pulls::router())
+        .merge(hooks::router())
+        .merge(jobs::router())
 }

@@ -17,7 +17,21 @@ pub struct Actor {
     pub agent_id: Option<Uuid>,
 }
 
-/// Records one event.
+/// The webhook event an audit event type is delivered as, and its action: `push`; `branch`
+/// (created, deleted); `pull_request` (opened, updated, closed, reopened, merged).
+pub fn hook_event(event_type: &str) -> Option<(&'static str, Option<&str>)> {
+    if event_type == "push" {
+        return Some(("push", None));
+    }
+    if let Some(action) = event_type.strip_prefix("branch.") {
+        return Some(("branch", Some(action)));
+    }
+    event_type
+        .strip_prefix("pull.")
+        .map(|action| ("pull_request", Some(action)))
+}
+
+/// Records one event, and queues its webhook deliveries in the same transaction.
 pub async fn record(
     db: &impl ConnectionTrait,
     repo_id: Option<Uuid>,
@@ -25,7 +39,7 @@ pub async fn record(
     actor: Actor,
     payload: serde_json::Value,
 ) -> Result<(), DbErr> {
-    audit_event::ActiveModel {
+    let event = audit_event::ActiveModel {
         id: Set(Uuid::new_v4()),
         repo_id: Set(repo_id),
         event_type: Set(event_type.to_owned()),
@@ -35,8 +49,11 @@ pub async fn record(
         created_at: Set(Utc::now()),
     }
     .insert(db)
-    .await
-    .map(|_| ())
+    .await?;
+    if let (Some(repo_id), Some((hook_event, action))) = (repo_id, hook_event(event_type)) {
+        super::hooks::fan_out_event(db, repo_id, hook_event, action, &event).await?;
+    }
+    Ok(())
 }
 
 /// Filters of [`list()`].

@@ -4,6 +4,8 @@
 
 pub mod audit;
 pub mod collaborators;
+pub mod hooks;
+pub mod jobs;
 pub mod pulls;
 pub mod repos;
 

@@ -79,7 +79,10 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     hs: Hs256,
     task: Option<tokio::task::JoinHandle<()>>,
-    _child: Option<Child>,
+    child: Option<Child>,
+    /// The environment of a spawned server (binary mode), to restart it or start peers.
+    env: HashMap<String, String>,
+    stop_workers: Arc<tokio::sync::Notify>,
 }
 
 impl Drop for TestServer {
@@ -87,7 +90,48 @@ impl Drop for TestServer {
         if let Some(t) = &self.task {
             t.abort();
         }
+        self.stop_workers.notify_waiters();
     }
+}
+
+/// Another `orbit` process on the same database and storage root as a [`TestServer`].
+pub struct Peer {
+    pub base: String,
+    _child: Child,
+}
+
+fn spawn_orbit(dir: &Path, env: &HashMap<String, String>, port: u16) -> Child {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_orbit"));
+    cmd.arg("serve")
+        .env_clear()
+        .env("PATH", empty_path_dir(dir))
+        .env("SERVER_HOST", "127.0.0.1")
+        .env("SERVER_PORT", port.to_string())
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Child(cmd.spawn().expect("spawn orbit"))
+}
+
+async fn wait_for_health(client: &reqwest::Client, base: &str) {
+    let start = std::time::Instant::now();
+    while client.get(format!("{base}/health")).send().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "orbit did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
 }
 
 /// A fresh database: a new PostgreSQL database when `ORBIT_TEST_DATABASE_URL` is set, else
@@ -159,31 +203,14 @@ impl TestServer {
             .build()
             .expect("client");
         let base = format!("http://{addr}");
+        let stop_workers = Arc::new(tokio::sync::Notify::new());
         let (task, child) = if opts.binary {
             drop(listener);
-            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_orbit"));
-            cmd.arg("serve")
-                .env_clear()
-                .env("PATH", empty_path_dir(dir.path()))
-                .env("SERVER_HOST", "127.0.0.1")
-                .env("SERVER_PORT", addr.port().to_string())
-                .current_dir(dir.path())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::inherit());
-            for (k, v) in &env {
-                cmd.env(k, v);
-            }
-            let child = Child(cmd.spawn().expect("spawn orbit"));
-            let start = std::time::Instant::now();
-            while client.get(format!("{base}/health")).send().await.is_err() {
-                assert!(
-                    start.elapsed() < Duration::from_secs(30),
-                    "orbit did not start"
-                );
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            let child = spawn_orbit(dir.path(), &env, addr.port());
+            wait_for_health(&client, &base).await;
             (None, Some(child))
         } else {
+            orbit_server::jobs::spawn_workers(&state, stop_workers.clone());
             let app = orbit_server::app(state.clone());
             let task = tokio::spawn(async move {
                 let _ = axum::serve(listener, app).await;
@@ -197,6 +224,43 @@ impl TestServer {
             dir,
             hs: Hs256::new(SECRET.as_bytes()).expect("hs256"),
             task,
+            child,
+            env,
+            stop_workers,
+        }
+    }
+
+    /// Kills the spawned server with SIGKILL (binary mode), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.0.kill();
+            let _ = c.0.wait();
+        }
+    }
+
+    /// Starts the spawned server again on the same port, data directory and database.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let port: u16 = self
+            .base
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        self.child = Some(spawn_orbit(self.dir.path(), &self.env, port));
+        wait_for_health(&self.client, &self.base).await;
+    }
+
+    /// Starts a second `orbit` process on the same database and storage root (binary mode).
+    pub async fn peer(&self) -> Peer {
+        let port = free_port();
+        let mut env = self.env.clone();
+        env.insert("PUBLIC_BASE_URL".into(), format!("http://127.0.0.1:{port}"));
+        let child = spawn_orbit(self.dir.path(), &env, port);
+        let base = format!("http://127.0.0.1:{port}");
+        wait_for_health(&self.client, &base).await;
+        Peer {
+            base,
             _child: child,
         }
     }

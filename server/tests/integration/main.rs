@@ -9,6 +9,7 @@ mod git;
 mod git_abuse;
 mod git_data;
 mod git_refs;
+mod jobs;
 mod permissions;
 mod pulls;
 mod repos;

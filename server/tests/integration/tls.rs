@@ -19,31 +19,13 @@ impl Drop for Killed {
     }
 }
 
+/// A self-signed certificate for 127.0.0.1 and localhost, made in Rust (rcgen): the tests need
+/// no `openssl` CLI.
 fn self_signed(dir: &Path) {
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-        ])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .expect("generate a self-signed certificate");
+    std::fs::write(dir.join("cert.pem"), cert.cert.pem()).expect("write cert");
+    std::fs::write(dir.join("key.pem"), cert.signing_key.serialize_pem()).expect("write key");
 }
 
 fn run_git(dir: &Path, home: &Path, ca: &Path, args: &[&str]) -> (bool, String) {
