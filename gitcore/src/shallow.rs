@@ -64,48 +64,128 @@ pub fn plan(
     req: &Request,
     interrupt: &AtomicBool,
 ) -> Result<Plan, Error> {
-    let Some(deepen) = &req.deepen else {
-        return Ok(Plan::default());
+    match &req.deepen {
+        None => Ok(Plan::default()),
+        Some(Deepen::Depth(n)) => plan_depth(repo, tips, req, u64::from((*n).max(1)), interrupt),
+        Some(deepen) => plan_rev_list(repo, tips, req, deepen, interrupt),
+    }
+}
+
+/// `deepen <n>`, as git's `get_shallow_commits`: a breadth-first walk where the start commits
+/// are at depth 1 and a commit at depth `max` becomes shallow (its parents are not walked); a
+/// commit reached at a smaller depth on another path is not shallow. Without `deepen-relative`
+/// the walk starts at the wants with `max = n`; with it, at the client's current shallow commits
+/// with `max = n + 1` (each boundary moves `n` commits deeper).
+fn plan_depth(
+    repo: &gix::Repository,
+    tips: &[ObjectId],
+    req: &Request,
+    n: u64,
+    interrupt: &AtomicBool,
+) -> Result<Plan, Error> {
+    let client_shallow: HashSet<ObjectId> = req.client_shallows.iter().copied().collect();
+    let (starts, max): (Vec<ObjectId>, u64) = if req.relative {
+        let existing = req
+            .client_shallows
+            .iter()
+            .copied()
+            .filter(|id| repo.find_commit(*id).is_ok())
+            .collect();
+        (existing, n.saturating_add(1))
+    } else {
+        (tips.to_vec(), n)
     };
+    // Minimum depth of every commit within the limit, and the commits at the limit.
+    let mut depth: HashMap<ObjectId, u64> = HashMap::new();
+    let mut queue: VecDeque<ObjectId> = VecDeque::new();
+    for s in &starts {
+        if depth.insert(*s, 1).is_none() {
+            queue.push_back(*s);
+        }
+    }
+    let mut at_limit: Vec<ObjectId> = Vec::new();
+    let mut inside: HashSet<ObjectId> = HashSet::new();
+    while let Some(id) = queue.pop_front() {
+        if interrupt.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted);
+        }
+        let d = depth[&id];
+        if d >= max {
+            at_limit.push(id);
+            continue;
+        }
+        inside.insert(id);
+        for p in parents(repo, id)?.0 {
+            if let std::collections::hash_map::Entry::Vacant(e) = depth.entry(p) {
+                e.insert(d + 1);
+                queue.push_back(p);
+            }
+        }
+    }
+    let mut plan = Plan::default();
+    let new_shallow: HashSet<ObjectId> = at_limit
+        .iter()
+        .copied()
+        .filter(|id| !inside.contains(id))
+        .collect();
+    plan.shallow = at_limit
+        .into_iter()
+        .filter(|id| new_shallow.contains(id) && !client_shallow.contains(id))
+        .collect();
+    plan.unshallow = req
+        .client_shallows
+        .iter()
+        .copied()
+        .filter(|id| inside.contains(id))
+        .collect();
+    // What to send: from the wants and the parents of unshallowed commits, stopping at the new
+    // boundary and at client boundaries that stay (the client has nothing behind those).
+    let stop = |id: &ObjectId| {
+        new_shallow.contains(id) || (client_shallow.contains(id) && !inside.contains(id))
+    };
+    let mut seen: HashSet<ObjectId> = HashSet::new();
+    let mut walk: VecDeque<ObjectId> = tips.iter().copied().collect();
+    for u in &plan.unshallow {
+        walk.extend(parents(repo, *u)?.0);
+    }
+    while let Some(id) = walk.pop_front() {
+        if interrupt.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted);
+        }
+        if !seen.insert(id) {
+            continue;
+        }
+        plan.commits.push(id);
+        if stop(&id) {
+            continue;
+        }
+        walk.extend(parents(repo, id)?.0);
+    }
+    Ok(plan)
+}
+
+/// `deepen-since` and `deepen-not`: every commit reachable from the wants that was committed
+/// since the time, or is not reachable from the excluded revisions; commits with a parent left
+/// out become shallow.
+fn plan_rev_list(
+    repo: &gix::Repository,
+    tips: &[ObjectId],
+    req: &Request,
+    deepen: &Deepen,
+    interrupt: &AtomicBool,
+) -> Result<Plan, Error> {
     let excluded: HashSet<ObjectId> = match deepen {
         Deepen::Not(revs) => crate::pack::walk_commits(repo, revs, &[], interrupt)?
             .into_iter()
             .collect(),
         _ => HashSet::new(),
     };
-    let mut depth_limit = match deepen {
-        Deepen::Depth(n) => Some(u64::from((*n).max(1))),
-        _ => None,
-    };
     let client_shallow: HashSet<ObjectId> = req.client_shallows.iter().copied().collect();
-    // BFS from the tips; depth 1 at the tips.
-    let mut depth: HashMap<ObjectId, u64> = HashMap::new();
+    let mut seen: HashSet<ObjectId> = HashSet::new();
     let mut queue: VecDeque<ObjectId> = VecDeque::new();
     for t in tips {
-        if !excluded.contains(t) && depth.insert(*t, 1).is_none() {
+        if !excluded.contains(t) && seen.insert(*t) {
             queue.push_back(*t);
-        }
-    }
-    if req.relative {
-        if let Some(n) = depth_limit {
-            // Count from the deepest current boundary commit.
-            let mut probe_depth: HashMap<ObjectId, u64> = depth.clone();
-            let mut probe: VecDeque<ObjectId> = queue.clone();
-            let mut boundary_depth = 0;
-            while let Some(id) = probe.pop_front() {
-                let d = probe_depth[&id];
-                if client_shallow.contains(&id) {
-                    boundary_depth = boundary_depth.max(d);
-                    continue;
-                }
-                for p in parents(repo, id)?.0 {
-                    if let std::collections::hash_map::Entry::Vacant(e) = probe_depth.entry(p) {
-                        e.insert(d + 1);
-                        probe.push_back(p);
-                    }
-                }
-            }
-            depth_limit = Some(boundary_depth + n);
         }
     }
     let mut plan = Plan::default();
@@ -113,22 +193,20 @@ pub fn plan(
         if interrupt.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }
-        let d = depth[&id];
         let (ps, _) = parents(repo, id)?;
         plan.commits.push(id);
         let mut cut = false;
         for p in &ps {
             let keep = match deepen {
-                Deepen::Depth(_) => depth_limit.is_some_and(|max| d < max),
                 Deepen::Since(since) => parents(repo, *p)?.1 >= *since,
                 Deepen::Not(_) => !excluded.contains(p),
+                Deepen::Depth(_) => true,
             };
             if !keep {
                 cut = true;
                 continue;
             }
-            if let std::collections::hash_map::Entry::Vacant(e) = depth.entry(*p) {
-                e.insert(d + 1);
+            if seen.insert(*p) {
                 queue.push_back(*p);
             }
         }

@@ -366,7 +366,9 @@ fn serve_v0<R: Read, W: Write>(
     let mut named = Vec::new();
     let commit_wants = crate::pack::split_wants(repo, &req.wants, &mut named)?;
     let plan = plan_commits(repo, &req, &commit_wants, &common, interrupt)?;
-    if req.has_shallow_section() {
+    // v0 sends a shallow list (ended by a flush) only to a deepening request, as git's
+    // `send_shallow_list` does; a shallow client fetching without deepening reads ACK/NAK next.
+    if req.shallow.is_deepening() {
         write_shallow_lines(out, &plan)?;
         pkt::flush(out)?;
     }

@@ -13,4 +13,5 @@ mod jobs;
 mod permissions;
 mod pulls;
 mod repos;
+mod shallow;
 mod tls;

@@ -22,8 +22,9 @@ impl Drop for Killed {
 /// A self-signed certificate for 127.0.0.1 and localhost, made in Rust (rcgen): the tests need
 /// no `openssl` CLI.
 fn self_signed(dir: &Path) {
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-        .expect("generate a self-signed certificate");
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("generate a self-signed certificate");
     std::fs::write(dir.join("cert.pem"), cert.cert.pem()).expect("write cert");
     std::fs::write(dir.join("key.pem"), cert.signing_key.serialize_pem()).expect("write key");
 }
