@@ -95,6 +95,11 @@ impl Orbit {
             .env("SERVER_PORT", port.to_string())
             .env("AUTH_COOKIE_SECRET", SECRET)
             .env("RUST_LOG", "warn")
+            // The benchmark drives one caller at thousands of requests a second: no quotas.
+            .env("RATE_LIMIT_GIT", "0")
+            .env("RATE_LIMIT_REST_READ", "0")
+            .env("RATE_LIMIT_REST_WRITE", "0")
+            .env("GIT_MAX_QUEUE", "1024")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

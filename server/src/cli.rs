@@ -186,25 +186,34 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let public = c.public_base_url.clone();
     let stop_workers = std::sync::Arc::new(tokio::sync::Notify::new());
     crate::jobs::spawn_workers(&state, stop_workers.clone());
+    let limiter = state.limiter.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            limiter.shrink();
+        }
+    });
     let app = crate::app(state);
     match tls {
         Some(acceptor) => {
             tracing::info!("orbit listening on https://{local} (public URL {public})");
             let listener = crate::tls::TlsListener::new(listener, acceptor)?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await?;
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<crate::limits::Peer>(),
+            )
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
         }
         None => {
             tracing::info!("orbit listening on http://{local} (public URL {public})");
-            // Small git and REST replies go out in several writes: without TCP_NODELAY, Nagle's
-            // algorithm and the client's delayed ACK add ~40 ms to each.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await?;
+            let listener = crate::tls::NoDelayListener(listener);
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<crate::limits::Peer>(),
+            )
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
         }
     }
     stop_workers.notify_waiters();

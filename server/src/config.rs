@@ -92,6 +92,57 @@ pub struct Config {
     pub committer: (String, String),
     /// The durable job queue and what its jobs talk to.
     pub jobs: JobsConfig,
+    /// Rate limits and admission control.
+    pub limits: LimitsConfig,
+}
+
+/// Rate limits and admission control.
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    /// `RATE_LIMIT_REST_READ`: REST reads per caller per minute (also the burst); 0 = unlimited.
+    pub rest_read: u32,
+    /// `RATE_LIMIT_REST_WRITE`: REST writes per caller per minute; 0 = unlimited.
+    pub rest_write: u32,
+    /// `RATE_LIMIT_GIT`: git requests per caller per minute; 0 = unlimited.
+    pub git: u32,
+    /// `TRUSTED_PROXIES`: peers (addresses or CIDR ranges) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<(IpAddr, u8)>,
+    /// `GIT_MAX_CONCURRENT_PER_REPO`: upload-packs (and, separately, receive-packs) running at
+    /// once per repository.
+    pub per_repo: usize,
+    /// `GIT_MAX_QUEUE`: requests waiting per repository beyond those; more get 429.
+    pub queue: usize,
+    /// `GIT_MAX_QUEUE_WAIT_SECS`: longest wait in that queue before a 429.
+    pub queue_wait: Duration,
+    /// `GIT_MAX_CONCURRENT`: blocking git work running at once in the process (all repositories).
+    pub global: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            rest_read: 3000,
+            rest_write: 1000,
+            git: 3000,
+            trusted_proxies: Vec::new(),
+            per_repo: 8,
+            queue: 64,
+            queue_wait: Duration::from_secs(30),
+            global: (std::thread::available_parallelism().map_or(2, |n| n.get()) * 4).max(8),
+        }
+    }
+}
+
+fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+    let (ip, bits) = match s.split_once('/') {
+        Some((ip, bits)) => (ip.parse::<IpAddr>().ok()?, bits.parse::<u8>().ok()?),
+        None => {
+            let ip = s.parse::<IpAddr>().ok()?;
+            (ip, if ip.is_ipv4() { 32 } else { 128 })
+        }
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    (bits <= max).then_some((ip, bits))
 }
 
 /// The job queue: workers, leases, retries, and the services jobs call.
@@ -369,7 +420,42 @@ impl Config {
             http_timeout: Duration::from_secs(number("ORBIT_HTTP_TIMEOUT_SECS", 10)?),
         };
 
+        let defaults = LimitsConfig::default();
+        let quota = |var: &'static str, default: u32| -> Result<u32, ConfigError> {
+            u32::try_from(whole(var, u64::from(default))?).map_err(|_| err(var, "too large"))
+        };
+        let mut trusted_proxies = Vec::new();
+        for item in get("TRUSTED_PROXIES").unwrap_or_default().split(',') {
+            let item = item.trim();
+            if item.is_empty() {
+                continue;
+            }
+            trusted_proxies.push(parse_cidr(item).ok_or_else(|| {
+                err(
+                    "TRUSTED_PROXIES",
+                    format!("{item:?} is not an IP address or CIDR range"),
+                )
+            })?);
+        }
+        let limits = LimitsConfig {
+            rest_read: quota("RATE_LIMIT_REST_READ", defaults.rest_read)?,
+            rest_write: quota("RATE_LIMIT_REST_WRITE", defaults.rest_write)?,
+            git: quota("RATE_LIMIT_GIT", defaults.git)?,
+            trusted_proxies,
+            per_repo: usize::try_from(number(
+                "GIT_MAX_CONCURRENT_PER_REPO",
+                defaults.per_repo as u64,
+            )?)
+            .unwrap_or(defaults.per_repo),
+            queue: usize::try_from(whole("GIT_MAX_QUEUE", defaults.queue as u64)?)
+                .unwrap_or(defaults.queue),
+            queue_wait: Duration::from_secs(whole("GIT_MAX_QUEUE_WAIT_SECS", 30)?),
+            global: usize::try_from(number("GIT_MAX_CONCURRENT", defaults.global as u64)?)
+                .unwrap_or(defaults.global),
+        };
+
         Ok(Config {
+            limits,
             jobs,
             git_idle_timeout,
             committer,

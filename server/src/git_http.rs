@@ -43,9 +43,10 @@ pub fn router() -> Router<AppState> {
 /// A git-facing failure: plain text, and the two `WWW-Authenticate` headers on 401 so git's
 /// credential machinery prompts (Basic) and token clients know what to send (Bearer).
 #[derive(Debug)]
-struct GitError {
+pub(crate) struct GitError {
     status: StatusCode,
     message: String,
+    retry_after: Option<u64>,
 }
 
 impl GitError {
@@ -53,6 +54,21 @@ impl GitError {
         Self {
             status,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 429 for work the repository's gate did not admit.
+    fn busy(state: &AppState, why: crate::limits::admission::Refused) -> Self {
+        let secs = state.admission.retry_after().as_secs().max(1);
+        let what = match why {
+            crate::limits::admission::Refused::QueueFull => "too many git requests are queued",
+            crate::limits::admission::Refused::Timeout => "git requests waited too long",
+        };
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!("the repository is busy ({what} for it); retry in {secs}s"),
+            retry_after: Some(secs),
         }
     }
 }
@@ -60,6 +76,11 @@ impl GitError {
 impl IntoResponse for GitError {
     fn into_response(self) -> Response {
         let mut r = (self.status, format!("{}\n", self.message)).into_response();
+        if let Some(secs) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             let h = r.headers_mut();
             h.append(
@@ -77,7 +98,7 @@ impl IntoResponse for GitError {
 
 /// The JWT in a git request: Basic with the JWT as password (any user name), Basic
 /// `<jwt>:x-oauth-basic`, or Bearer.
-fn git_token(headers: &HeaderMap) -> Result<Option<String>, GitError> {
+pub(crate) fn git_token(headers: &HeaderMap) -> Result<Option<String>, GitError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -397,6 +418,11 @@ async fn upload_pack(
     body: Body,
 ) -> Result<Response, GitError> {
     let (row, _) = authorize(&state, &headers, &org_id, &repo, Need::Read).await?;
+    let ticket = state
+        .admission
+        .enter(row.id, crate::limits::admission::Work::Upload)
+        .await
+        .map_err(|why| GitError::busy(&state, why))?;
     let path = state.config.storage_root.join(&row.storage_path);
     let protocol = if wants_v2(&headers) {
         gitcore::upload_pack::Protocol::V2
@@ -414,6 +440,7 @@ async fn upload_pack(
     let permit = git_permit(&state).await?;
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
+        let _ticket = ticket;
         let input = decoded(body, gzip);
         let out = ChannelWriter { tx, runtime, idle };
         let result = repos
@@ -471,6 +498,11 @@ async fn receive_pack(
     body: Body,
 ) -> Result<Response, GitError> {
     let (row, identity) = authorize(&state, &headers, &org_id, &repo, Need::Write).await?;
+    let ticket = state
+        .admission
+        .enter(row.id, crate::limits::admission::Work::Receive)
+        .await
+        .map_err(|why| GitError::busy(&state, why))?;
     let path = state.config.storage_root.join(&row.storage_path);
     let options = gitcore::receive_pack::Options {
         max_pack_bytes: state.config.git_max_pack_bytes,
@@ -487,6 +519,7 @@ async fn receive_pack(
     let repos = state.repos.clone();
     let result = tokio::task::spawn_blocking(move || {
         let _permit = permit;
+        let _ticket = ticket;
         let input = decoded(body, gzip);
         let mut out = Vec::new();
         let interrupt = AtomicBool::new(false);

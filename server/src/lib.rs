@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod git_http;
 pub mod jobs;
+pub mod limits;
 pub mod merge_cache;
 pub mod repo_cache;
 pub mod startup;
@@ -44,6 +45,10 @@ pub fn app(state: AppState) -> Router {
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::rate_limit,
+        ))
         // Inside CORS, so a 500 from a panic still carries the CORS headers.
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(cors)

@@ -76,6 +76,8 @@ pub async fn database(config: &Config) -> Result<sea_orm::DatabaseConnection, Er
 
 /// Everything `serve` needs before it binds.
 pub async fn prepare(config: Config) -> Result<(AppState, Report), Error> {
+    let limits = config.limits.clone();
+    let redis_url = config.redis_url.clone();
     ensure_dirs(&config)?;
     let (auth, secret) = authenticator(&config)?;
     let db = database(&config).await?;
@@ -88,9 +90,13 @@ pub async fn prepare(config: Config) -> Result<(AppState, Report), Error> {
             merges: Arc::new(crate::merge_cache::MergeCache::new(4096)),
             merge_queue: Arc::default(),
             jobs: Arc::new(crate::jobs::Queue::new()),
-            git_permits: Arc::new(tokio::sync::Semaphore::new(
-                (std::thread::available_parallelism().map_or(2, |n| n.get()) * 4).max(8),
+            git_permits: Arc::new(tokio::sync::Semaphore::new(limits.global)),
+            admission: Arc::new(crate::limits::admission::Admission::new(
+                limits.per_repo,
+                limits.queue,
+                limits.queue_wait,
             )),
+            limiter: Arc::new(crate::limits::Limiter::new(limits, redis_url.as_ref())),
         },
         Report {
             secret_source: secret.source,

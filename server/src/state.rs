@@ -27,6 +27,10 @@ pub struct AppState {
     pub merges: Arc<crate::merge_cache::MergeCache>,
     /// Merges into one branch take turns (within this process).
     pub merge_queue: Arc<crate::branch_locks::BranchLocks>,
+    /// Rate limits per caller.
+    pub limiter: Arc<crate::limits::Limiter>,
+    /// Per-repository admission of git work.
+    pub admission: Arc<crate::limits::admission::Admission>,
     /// The job queue's in-process side (wake-ups, the HTTP client of handlers).
     pub jobs: Arc<crate::jobs::Queue>,
 }

@@ -182,6 +182,14 @@ impl TestServer {
             env.insert("INTERNAL_SERVICE_TOKEN".into(), INTERNAL.into());
         }
         env.insert("RUST_LOG".into(), "warn".into());
+        // Tests drive one caller hard; quotas are off unless a test sets its own (limits.rs).
+        for var in [
+            "RATE_LIMIT_REST_READ",
+            "RATE_LIMIT_REST_WRITE",
+            "RATE_LIMIT_GIT",
+        ] {
+            env.insert(var.into(), "0".into());
+        }
         for (k, v) in &opts.env {
             env.insert(k.clone(), v.clone());
         }
@@ -213,7 +221,11 @@ impl TestServer {
             orbit_server::jobs::spawn_workers(&state, stop_workers.clone());
             let app = orbit_server::app(state.clone());
             let task = tokio::spawn(async move {
-                let _ = axum::serve(listener, app).await;
+                let _ = axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<orbit_server::limits::Peer>(),
+                )
+                .await;
             });
             (Some(task), None)
         };
@@ -228,6 +240,16 @@ impl TestServer {
             env,
             stop_workers,
         }
+    }
+
+    /// The spawned server's peak resident memory (VmHWM), in KiB (binary mode, Linux).
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.0.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
     /// Kills the spawned server with SIGKILL (binary mode), as a crash would.

@@ -10,6 +10,7 @@ mod git_abuse;
 mod git_data;
 mod git_refs;
 mod jobs;
+mod limits;
 mod permissions;
 mod pulls;
 mod repos;
