@@ -8,8 +8,10 @@
 //! It never runs the `git` executable.
 
 pub mod advertise;
+pub mod client;
 pub mod delta;
 pub mod fsck;
+pub mod lock;
 pub mod merge;
 pub mod pack;
 pub mod pkt;

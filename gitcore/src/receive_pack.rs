@@ -394,7 +394,13 @@ struct Quarantine {
     dir: PathBuf,
     objects_dir: PathBuf,
     pack: Option<(PathBuf, PathBuf)>,
+    /// Held while the push lives: a sweep in any process leaves a held quarantine alone and
+    /// removes one whose holder died at once.
+    _lock: Option<crate::lock::Held>,
 }
+
+/// The lock file inside a quarantine.
+const QUARANTINE_LOCK: &str = "orbit-push.lock";
 
 impl Quarantine {
     /// Moves the pack into `objects/pack` (data first, then index) and removes the quarantine.
@@ -451,11 +457,14 @@ impl<R: Read> Read for Limited<R> {
     }
 }
 
-/// A quarantine untouched for this long belongs to a push that died with its server.
-const STALE_QUARANTINE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// A quarantine without a lock file (made by an older Orbit, or in its first instant) untouched
+/// for this long belongs to a push that died with its server.
+pub const STALE_QUARANTINE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
-/// Removes `incoming-*` quarantines under `objects_dir` not modified for `older_than`: a server
-/// killed in the middle of a push cannot clean its own. Live pushes touch theirs constantly.
+/// Removes the `incoming-*` quarantines under `objects_dir` whose push is gone: a server killed
+/// in the middle of a push cannot clean its own. A quarantine's push holds its lock file while
+/// it runs (in whatever process); one whose lock nobody holds is removed at once. Without a
+/// lock file, one not modified for `older_than` is removed.
 pub fn sweep_stale_quarantines(objects_dir: &Path, older_than: std::time::Duration) -> usize {
     let Ok(entries) = std::fs::read_dir(objects_dir) else {
         return 0;
@@ -466,11 +475,25 @@ pub fn sweep_stale_quarantines(objects_dir: &Path, older_than: std::time::Durati
         if !name.to_string_lossy().starts_with("incoming-") {
             continue;
         }
-        let newest = newest_mtime(&entry.path());
-        let stale = newest
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age >= older_than);
-        if stale && std::fs::remove_dir_all(entry.path()).is_ok() {
+        let lock = entry.path().join(QUARANTINE_LOCK);
+        let stale = if lock.exists() {
+            // Hold the dead push's lock while removing, so no one else acts on it meanwhile.
+            match crate::lock::try_lock(&lock) {
+                Ok(Some(held)) => {
+                    let removed = std::fs::remove_dir_all(entry.path()).is_ok();
+                    drop(held);
+                    removed as usize
+                }
+                _ => 0,
+            }
+        } else {
+            let newest = newest_mtime(&entry.path());
+            let old = newest
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= older_than);
+            (old && std::fs::remove_dir_all(entry.path()).is_ok()) as usize
+        };
+        if stale > 0 {
             removed += 1;
         }
     }
@@ -506,9 +529,11 @@ fn ingest(
         dir: dir.clone(),
         objects_dir: objects_dir.clone(),
         pack: None,
+        _lock: None,
     };
-    let setup = || -> io::Result<()> {
+    let mut setup = || -> io::Result<()> {
         std::fs::create_dir_all(&pack_dir)?;
+        q._lock = Some(crate::lock::create_held(&dir.join(QUARANTINE_LOCK))?);
         std::fs::create_dir_all(dir.join("info"))?;
         let abs = std::fs::canonicalize(&objects_dir)?;
         std::fs::write(

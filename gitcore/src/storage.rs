@@ -339,9 +339,8 @@ mod tests {
                 .collect();
         assert_eq!(before, after);
         git(dir, &["fsck", "--strict", "--no-dangling"]);
-        assert!(!repo_dir
-            .join("objects/pack/orbit-consolidate.lock")
-            .exists());
+        // The lock file stays (never unlinked, see crate::lock) but nobody holds it.
+        assert!(!crate::lock::is_held(&consolidation_lock_path(&repo_dir)));
     }
 
     #[test]
@@ -372,6 +371,34 @@ pub struct Consolidated {
     pub packs_merged: usize,
     /// Objects in the new pack.
     pub objects: usize,
+    /// Set when another live process holds the consolidation lock (nothing was done).
+    pub skipped_locked: bool,
+    /// Files a killed consolidation left behind, removed before this one started.
+    pub stale_removed: usize,
+}
+
+/// The consolidation lock of a repository's packs (see [`crate::lock`]).
+pub fn consolidation_lock_path(path: &Path) -> PathBuf {
+    path.join("objects")
+        .join("pack")
+        .join("orbit-consolidate.lock")
+}
+
+/// Removes what a killed consolidation left in `pack_dir`: its `tmp-orbit-consolidate-*` pack
+/// and gix's `.tmp*` files of an interrupted index write. Call only while holding the
+/// consolidation lock (no other consolidation runs, and pushes never write there directly).
+fn remove_stale_upkeep_files(pack_dir: &Path) -> usize {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(pack_dir).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if (name.starts_with("tmp-orbit-consolidate-") || name.starts_with(".tmp"))
+            && std::fs::remove_file(entry.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// The `.pack` files (with their `.idx`) under `objects/pack` of the repository at `path`.
@@ -395,33 +422,30 @@ pub fn pack_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
 ///
 /// Safe against concurrent pushes (packs that appear meanwhile are left alone) and readers
 /// (old packs are removed only after the new one is in place; open maps stay valid). At most
-/// one consolidation runs per repository (a lock file); a second call returns at once.
+/// one consolidation runs per repository (an advisory lock, [`crate::lock`]); a second call
+/// returns at once with `skipped_locked`. Files a killed consolidation left are removed first.
 pub fn consolidate(path: &Path, max_packs: usize) -> Result<Consolidated, ConsolidateError> {
     let io = |what: &str, e: &dyn std::fmt::Display| ConsolidateError::Io(format!("{what}: {e}"));
-    let packs = pack_files(path).map_err(|e| io("listing packs", &e))?;
-    let mut done = Consolidated {
-        packs_before: packs.len(),
-        ..Consolidated::default()
+    let mut done = Consolidated::default();
+    let pack_dir = path.join("objects").join("pack");
+    // A lock the kernel drops with its holder: a consolidation killed midway never blocks the
+    // next one, and a live one (in any process on this storage root) is never taken over.
+    let Some(_lock) = crate::lock::try_lock(&consolidation_lock_path(path))
+        .map_err(|e| io("taking the consolidation lock", &e))?
+    else {
+        done.skipped_locked = true;
+        return Ok(done);
     };
+    done.stale_removed = remove_stale_upkeep_files(&pack_dir)
+        + crate::receive_pack::sweep_stale_quarantines(
+            &path.join("objects"),
+            crate::receive_pack::STALE_QUARANTINE,
+        );
+    let packs = pack_files(path).map_err(|e| io("listing packs", &e))?;
+    done.packs_before = packs.len();
     if packs.len() <= max_packs {
         return Ok(done);
     }
-    let pack_dir = path.join("objects").join("pack");
-    let lock_path = pack_dir.join("orbit-consolidate.lock");
-    let lock = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&lock_path);
-    if lock.is_err() {
-        return Ok(done); // another consolidation is running
-    }
-    struct Unlock(PathBuf);
-    impl Drop for Unlock {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-    let _unlock = Unlock(lock_path);
 
     // Every object of the packs listed now.
     let mut ids = Vec::new();

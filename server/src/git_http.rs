@@ -250,37 +250,6 @@ async fn info_refs(
     ))
 }
 
-/// Packs a repository may collect (one per push) before they are merged into one.
-const CONSOLIDATE_ABOVE_PACKS: usize = 32;
-
-/// Merges the repository's packs after a push when there are too many, off the request path
-/// (the push has already been answered or is about to be; this never delays or fails it).
-fn consolidate_in_background(state: &AppState, path: std::path::PathBuf) {
-    let permits = state.git_permits.clone();
-    tokio::spawn(async move {
-        let Ok(permit) = permits.acquire_owned().await else {
-            return;
-        };
-        let result = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            gitcore::storage::consolidate(&path, CONSOLIDATE_ABOVE_PACKS)
-        })
-        .await;
-        match result {
-            Ok(Ok(done)) if done.packs_merged > 0 => {
-                tracing::info!(
-                    packs = done.packs_merged,
-                    objects = done.objects,
-                    "packs consolidated"
-                )
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "pack consolidation failed"),
-            Err(e) => tracing::warn!(error = %e, "pack consolidation task failed"),
-        }
-    });
-}
-
 /// Waits for a permit to run blocking git work.
 async fn git_permit(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, GitError> {
     state
@@ -528,18 +497,17 @@ async fn receive_pack(
             Ok(o) if o.updated().next().is_some() => pushed_commits(&repos, &path, o),
             _ => (Vec::new(), 0),
         };
-        (out, outcome, commits)
+        // Upkeep is due when packs pile up, or a killed push left its quarantine.
+        let upkeep = gitcore::storage::pack_files(&path).map_or(0, |p| p.len())
+            > crate::jobs::upkeep::CONSOLIDATE_ABOVE_PACKS;
+        (out, outcome, (commits, upkeep))
     })
     .await
     .map_err(|e| internal(&e))?;
-    let (report, outcome, (commit_ids, commit_count)) = result;
+    let (report, outcome, ((commit_ids, commit_count), upkeep_due)) = result;
     match outcome {
         Ok(outcome) => {
             if outcome.updated().next().is_some() {
-                consolidate_in_background(
-                    &state,
-                    state.config.storage_root.join(&row.storage_path),
-                );
                 let agent_id = headers
                     .get("x-agent-id")
                     .and_then(|v| v.to_str().ok())
@@ -566,7 +534,9 @@ async fn receive_pack(
                     commit_shas: &commit_shas,
                     commit_count,
                 };
-                if let Err(e) = record_push(&state, &push, actor, &outcome.push_options).await {
+                if let Err(e) =
+                    record_push(&state, &push, actor, &outcome.push_options, upkeep_due).await
+                {
                     // The refs already moved; losing the audit row must not fail the push.
                     tracing::error!(error = %e, repo = %row.id, "could not record the push (audit event and jobs)");
                 }
@@ -629,6 +599,7 @@ async fn record_push(
     push: &crate::jobs::feed::Push<'_>,
     actor: store::audit::Actor,
     push_options: &[String],
+    upkeep_due: bool,
 ) -> Result<(), sea_orm::DbErr> {
     use sea_orm::TransactionTrait;
     let refs: Vec<serde_json::Value> = push
@@ -653,6 +624,37 @@ async fn record_push(
                 repo_id: Some(push.repo.id),
                 dedup_key: Some(push.push_id.to_string()),
                 payload: crate::jobs::feed::post_body(push),
+            },
+        )
+        .await?;
+        // The mirror job finds out whether the org has a GitHub integration when it runs.
+        if push
+            .refs
+            .iter()
+            .any(|r| r.name.starts_with("refs/heads/") || r.name.starts_with("refs/tags/"))
+        {
+            store::jobs::enqueue(
+                &txn,
+                store::jobs::NewJob {
+                    kind: store::jobs::Kind::PushMirror,
+                    repo_id: Some(push.repo.id),
+                    dedup_key: Some(push.push_id.to_string()),
+                    payload: json!({"pushId": push.push_id}),
+                },
+            )
+            .await?;
+        }
+    }
+    if upkeep_due
+        && !store::jobs::pending(&txn, store::jobs::Kind::RepoUpkeep, push.repo.id).await?
+    {
+        store::jobs::enqueue(
+            &txn,
+            store::jobs::NewJob {
+                kind: store::jobs::Kind::RepoUpkeep,
+                repo_id: Some(push.repo.id),
+                dedup_key: None,
+                payload: json!({"reason": "packs"}),
             },
         )
         .await?;

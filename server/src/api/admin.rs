@@ -51,6 +51,11 @@ struct StorageDto {
     size_bytes: u64,
     ref_count: u64,
     head_branch: Option<String>,
+    /// Pack files under `objects/pack`.
+    pack_count: usize,
+    /// Whether consolidation is due or queued (more packs than the threshold, or an upkeep job
+    /// queued or running).
+    upkeep_pending: bool,
     error: Option<String>,
 }
 
@@ -88,13 +93,23 @@ async fn get_admin_repo(
         .await?
         .ok_or_else(|| ApiError::not_found("repository not found"))?;
     let path = state.config.storage_root.join(&repo.storage_path);
-    let status = tokio::task::spawn_blocking(move || gitcore::storage::status(&path)).await?;
+    let (status, pack_count) = tokio::task::spawn_blocking(move || {
+        (
+            gitcore::storage::status(&path),
+            gitcore::storage::pack_files(&path).map_or(0, |p| p.len()),
+        )
+    })
+    .await?;
+    let queued = store::jobs::pending(&state.db, store::jobs::Kind::RepoUpkeep, id).await?;
+    let upkeep_pending = queued || pack_count > crate::jobs::upkeep::CONSOLIDATE_ABOVE_PACKS;
     let storage = match status {
         Ok(s) => StorageDto {
             on_disk: s.on_disk,
             size_bytes: s.size_bytes,
             ref_count: s.ref_count,
             head_branch: s.head_branch,
+            pack_count,
+            upkeep_pending,
             error: None,
         },
         Err(e) => {
@@ -104,6 +119,8 @@ async fn get_admin_repo(
                 size_bytes: 0,
                 ref_count: 0,
                 head_branch: None,
+                pack_count,
+                upkeep_pending,
                 error: Some("the repository on disk could not be read".into()),
             }
         }

@@ -91,7 +91,7 @@ async fn list(state: &AppState, q: JobsQuery) -> Result<JsonOut<Vec<JobDto>>, Ap
     if let Some(k) = &q.kind {
         if Kind::parse(k).is_none() {
             return Err(ApiError::validation(format!(
-                "kind: unknown kind {k:?} (feed_post, push_mirror, webhook_delivery)"
+                "kind: unknown kind {k:?} (feed_post, push_mirror, webhook_delivery, repo_upkeep)"
             )));
         }
     }

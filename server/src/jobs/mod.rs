@@ -11,6 +11,8 @@
 //!   error, visible in `/admin/jobs/failed` and retryable there.
 
 pub mod feed;
+pub mod mirror;
+pub mod upkeep;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -77,6 +79,8 @@ pub struct Queue {
     pub http: reqwest::Client,
     /// This process's worker identity prefix (host, pid), for leases.
     pub owner: String,
+    /// GitHub integrations of orgs, looked up by mirror jobs.
+    pub integrations: mirror::IntegrationCache,
 }
 
 impl Queue {
@@ -94,6 +98,7 @@ impl Queue {
             wake: Notify::new(),
             http,
             owner: format!("{host}:{}", std::process::id()),
+            integrations: mirror::IntegrationCache::default(),
         }
     }
 
@@ -192,9 +197,8 @@ async fn run_one(state: &AppState, owner: &str, job: job::Model) {
     let outcome = match Kind::parse(&job.kind) {
         Some(Kind::FeedPost) => feed::run(state, &job).await,
         Some(Kind::WebhookDelivery) => webhook::run(state, &job).await,
-        Some(Kind::PushMirror) => Err(JobError::permanent(
-            "push mirrors are not supported by this version of Orbit",
-        )),
+        Some(Kind::RepoUpkeep) => upkeep::run(state, &job).await,
+        Some(Kind::PushMirror) => mirror::run(state, &job).await,
         None => Err(JobError::permanent(format!(
             "unknown job kind {:?}",
             job.kind

@@ -25,6 +25,8 @@ pub enum Kind {
     PushMirror,
     /// One webhook delivery.
     WebhookDelivery,
+    /// Repository upkeep: pack consolidation and removal of what killed processes left.
+    RepoUpkeep,
 }
 
 impl Kind {
@@ -34,6 +36,7 @@ impl Kind {
             Kind::FeedPost => "feed_post",
             Kind::PushMirror => "push_mirror",
             Kind::WebhookDelivery => "webhook_delivery",
+            Kind::RepoUpkeep => "repo_upkeep",
         }
     }
 
@@ -43,6 +46,7 @@ impl Kind {
             "feed_post" => Some(Kind::FeedPost),
             "push_mirror" => Some(Kind::PushMirror),
             "webhook_delivery" => Some(Kind::WebhookDelivery),
+            "repo_upkeep" => Some(Kind::RepoUpkeep),
             _ => None,
         }
     }
@@ -53,6 +57,7 @@ impl Kind {
             Kind::FeedPost => 8,
             Kind::PushMirror => 6,
             Kind::WebhookDelivery => 5,
+            Kind::RepoUpkeep => 5,
         }
     }
 }
@@ -318,6 +323,18 @@ pub async fn list(
         .offset(offset)
         .all(db)
         .await
+}
+
+/// Whether a job of `kind` for `repo_id` is queued or running.
+pub async fn pending(db: &impl ConnectionTrait, kind: Kind, repo_id: Uuid) -> Result<bool, DbErr> {
+    use sea_orm::PaginatorTrait;
+    let n = job::Entity::find()
+        .filter(job::Column::Kind.eq(kind.as_str()))
+        .filter(job::Column::RepoId.eq(repo_id))
+        .filter(job::Column::State.is_in(["queued", "running"]))
+        .count(db)
+        .await?;
+    Ok(n > 0)
 }
 
 /// One job.

@@ -16,3 +16,4 @@ mod pulls;
 mod repos;
 mod shallow;
 mod tls;
+mod upkeep;
