@@ -52,11 +52,13 @@ impl Seen {
 struct FakeState {
     seen: Vec<Seen>,
     script: VecDeque<Answer>,
+    /// Fixed answers by path (status, JSON body), not recorded as posts.
+    routes: Vec<(String, u16, String)>,
 }
 
 /// A recording HTTP server: answers each request by the next scripted [`Answer`] (200 when the
 /// script is empty) and keeps every request.
-struct Fake {
+pub(crate) struct Fake {
     addr: std::net::SocketAddr,
     state: Arc<Mutex<FakeState>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -71,7 +73,7 @@ impl Drop for Fake {
 }
 
 impl Fake {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_on("127.0.0.1:0".parse().expect("addr")).await
     }
 
@@ -86,6 +88,16 @@ impl Fake {
             move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
                 let st = st.clone();
                 async move {
+                    let fixed = st
+                        .lock()
+                        .expect("lock")
+                        .routes
+                        .iter()
+                        .find(|(p, _, _)| p == uri.path())
+                        .map(|(_, status, body)| (*status, body.clone()));
+                    if let Some((status, body)) = fixed {
+                        return (StatusCode::from_u16(status).expect("status"), body);
+                    }
                     let index = {
                         let mut s = st.lock().expect("lock");
                         s.seen.push(Seen {
@@ -108,7 +120,7 @@ impl Fake {
                     st.lock().expect("lock").seen[index].answered = Some(status);
                     (
                         StatusCode::from_u16(status).expect("status"),
-                        "{\"ok\":true}",
+                        "{\"ok\":true}".to_owned(),
                     )
                 }
             },
@@ -123,8 +135,15 @@ impl Fake {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Answers `path` with `status` and `body` from now on.
+    pub(crate) fn route(&self, path: &str, status: u16, body: &str) {
+        let mut s = self.state.lock().expect("lock");
+        s.routes.retain(|(p, _, _)| p != path);
+        s.routes.push((path.to_owned(), status, body.to_owned()));
     }
 
     fn script(&self, answers: &[Answer]) {
@@ -204,7 +223,7 @@ impl Setup {
         format!("http://x:{token}@{hostport}/{}/{}.git", self.org, self.name)
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         self.url_on(&self.srv.base)
     }
 

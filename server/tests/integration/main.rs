@@ -11,6 +11,7 @@ mod git_data;
 mod git_refs;
 mod jobs;
 mod limits;
+mod mirror;
 mod permissions;
 mod pulls;
 mod repos;

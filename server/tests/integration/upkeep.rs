@@ -147,7 +147,7 @@ async fn a_consolidation_killed_midway_never_blocks_the_next_upkeep() {
             false
         })
     };
-    let mut head = r.push_one(32, 6000).await;
+    r.push_one(32, 6000).await;
     let caught = tokio::task::spawn_blocking(move || watch.join().expect("watcher"))
         .await
         .expect("join");
@@ -174,13 +174,13 @@ async fn a_consolidation_killed_midway_never_blocks_the_next_upkeep() {
     assert!(before > 32 || !caught, "{before}");
     // The next push past the threshold consolidates and sweeps.
     let mut pushes = 33;
-    loop {
-        head = r.push_one(pushes, 10).await;
+    let head = loop {
+        let head = r.push_one(pushes, 10).await;
         pushes += 1;
         if packs(&r.path) > 32 {
-            break;
+            break head;
         }
-    }
+    };
     r.wait_packs_at_most(2, 60).await;
     let start = Instant::now();
     while dead.exists()
