@@ -37,6 +37,7 @@ const SCENARIOS: &[&str] = &[
     "gitcore-pack",
     "rest",
     "merge",
+    "fanout",
 ];
 
 struct Args {
@@ -183,6 +184,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         "small-ops",
         "rest",
         "push-small",
+        "fanout",
     ];
     for (i, s) in servers
         .iter()
@@ -246,6 +248,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     // Last: it moves main on both servers.
     if wanted("push-small") {
         results.push(scenarios::push_small(&ctx)?);
+    }
+    // After everything else: it repacks git's copy with bitmaps.
+    if wanted("fanout") {
+        let cached = orbit.sibling(&[("GIT_PACK_CACHE_MAX_BYTES", "8589934592")])?;
+        let clients = if args.quick { 8 } else { 32 };
+        results.extend(scenarios::fanout(&ctx, &cached, &git, clients)?);
     }
 
     println!(

@@ -789,3 +789,87 @@ pub fn rest_reads(ctx: &Ctx<'_>, calls: usize) -> anyhow::Result<Vec<ScenarioRes
     }
     Ok(results)
 }
+
+/// `clients` identical full clones at once (the clone-stream request, server-bound), as a CI
+/// matrix starts them: Orbit with its pack cache (emptied before each round, so every round
+/// generates once and shares) against git http-backend, first as pushed, then repacked with
+/// bitmaps and a commit-graph (`repack -adb`, `commit-graph write --reachable`).
+pub fn fanout(
+    ctx: &Ctx<'_>,
+    cached: &crate::servers::Orbit,
+    git: &dyn Server,
+    clients: usize,
+) -> anyhow::Result<Vec<ScenarioResult>> {
+    let wants = corpus_tips(ctx)?;
+    let rt = rt()?;
+    let cache_dir = cached.data_dir().join("pack-cache");
+    let fan = |i: usize, servers: [&dyn Server; 2]| -> anyhow::Result<Sample> {
+        if i == 0 {
+            for e in std::fs::read_dir(&cache_dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        let server = servers[i];
+        let path = ctx.corpus_paths[i].clone();
+        let body = v2_fetch(&wants, &[]);
+        let start = Instant::now();
+        let (bytes, first) = rt.block_on(async {
+            let client = client()?;
+            let mut tasks = Vec::new();
+            for _ in 0..clients {
+                let (client, body, path) = (client.clone(), body.clone(), path.clone());
+                tasks.push(async move { post_upload_pack(&client, server, &path, body).await });
+            }
+            let replies = futures_util::future::join_all(tasks).await;
+            let mut bytes = 0;
+            let mut first: Option<f64> = None;
+            for r in replies {
+                let r = r?;
+                bytes += r.pack_bytes;
+                first = match (first, r.ttfb) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            Ok::<_, anyhow::Error>((bytes, first))
+        })?;
+        Ok(Sample {
+            wall_secs: start.elapsed().as_secs_f64(),
+            bytes,
+            ttfb_secs: first,
+            ops: clients as u64,
+            ..Sample::default()
+        })
+    };
+    let mut out = Vec::new();
+    for (label, repack) in [("", false), ("-bitmap", true)] {
+        if repack {
+            let dir = git
+                .repo_path("corpus")
+                .ok_or_else(|| anyhow::anyhow!("the git side has no repository path"))?;
+            let home = ctx.scratch.join("home");
+            run_git(&dir, &home, &["repack", "-q", "-a", "-d", "-b"])?;
+            run_git(&dir, &home, &["commit-graph", "write", "--reachable"])?;
+        }
+        let servers: [&dyn Server; 2] = [cached, git];
+        let fan_ctx = Ctx {
+            corpus: ctx.corpus.clone(),
+            scratch: ctx.scratch.clone(),
+            servers,
+            rounds: ctx.rounds,
+            load_secs: ctx.load_secs,
+            corpus_urls: ctx.corpus_urls.clone(),
+            corpus_paths: ctx.corpus_paths.clone(),
+        };
+        out.push(alternate(
+            &fan_ctx,
+            &format!("fanout-{clients}{label}"),
+            |i, _| fan(i, servers),
+        )?);
+    }
+    Ok(out)
+}

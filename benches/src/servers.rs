@@ -83,6 +83,19 @@ const SECRET: &str = "orbit-bench-secret-0123456789abcdef0123456789";
 impl Orbit {
     /// Starts `bin` with its data in `dir`.
     pub fn start(bin: &Path, dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(bin, dir, &[])
+    }
+
+    /// A second Orbit process on this one's data (database and repositories), with `env` on top,
+    /// acting as the same user.
+    pub fn sibling(&self, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let mut s = Self::start_with(&self.bin, &self.dir, env)?;
+        s.token = self.token.clone();
+        s.org = self.org.clone();
+        Ok(s)
+    }
+
+    fn start_with(bin: &Path, dir: &Path, env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let port = free_port()?;
         let empty = dir.join("empty-bin");
         std::fs::create_dir_all(&empty)?;
@@ -100,6 +113,10 @@ impl Orbit {
             .env("RATE_LIMIT_REST_READ", "0")
             .env("RATE_LIMIT_REST_WRITE", "0")
             .env("GIT_MAX_QUEUE", "1024")
+            // Rounds repeat identical requests: measure generation, not the pack cache
+            // (the fan-out scenario measures the cache).
+            .env("GIT_PACK_CACHE_MAX_BYTES", "0")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

@@ -14,6 +14,7 @@ pub mod fsck;
 pub mod lock;
 pub mod merge;
 pub mod pack;
+pub mod pack_cache;
 pub mod pkt;
 pub mod read;
 pub mod receive_pack;

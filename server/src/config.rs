@@ -116,6 +116,13 @@ pub struct LimitsConfig {
     pub queue_wait: Duration,
     /// `GIT_MAX_CONCURRENT`: blocking git work running at once in the process (all repositories).
     pub global: usize,
+    /// `GIT_PACK_CACHE_DIR`: where identical pack answers are kept (default
+    /// `$ORBIT_DATA_DIR/pack-cache`).
+    pub pack_cache_dir: PathBuf,
+    /// `GIT_PACK_CACHE_MAX_BYTES`: the cache's size bound; 0 turns it off.
+    pub pack_cache_max_bytes: u64,
+    /// `GIT_PACK_CACHE_TTL_SECS`: how long an entry may be served.
+    pub pack_cache_ttl: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -129,6 +136,9 @@ impl Default for LimitsConfig {
             queue: 64,
             queue_wait: Duration::from_secs(30),
             global: (std::thread::available_parallelism().map_or(2, |n| n.get()) * 4).max(8),
+            pack_cache_dir: PathBuf::from("./data/pack-cache"),
+            pack_cache_max_bytes: 1 << 30,
+            pack_cache_ttl: Duration::from_secs(300),
         }
     }
 }
@@ -452,6 +462,11 @@ impl Config {
             queue_wait: Duration::from_secs(whole("GIT_MAX_QUEUE_WAIT_SECS", 30)?),
             global: usize::try_from(number("GIT_MAX_CONCURRENT", defaults.global as u64)?)
                 .unwrap_or(defaults.global),
+            pack_cache_dir: get("GIT_PACK_CACHE_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_dir.join("pack-cache")),
+            pack_cache_max_bytes: whole("GIT_PACK_CACHE_MAX_BYTES", defaults.pack_cache_max_bytes)?,
+            pack_cache_ttl: Duration::from_secs(number("GIT_PACK_CACHE_TTL_SECS", 300)?),
         };
 
         Ok(Config {

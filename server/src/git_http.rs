@@ -405,6 +405,7 @@ async fn upload_pack(
     let interrupt = Arc::new(AtomicBool::new(false));
     let runtime = tokio::runtime::Handle::current();
     let repos = state.repos.clone();
+    let pack_cache = state.pack_cache.clone();
     watch_disconnect(&tx, interrupt.clone());
     let permit = git_permit(&state).await?;
     tokio::task::spawn_blocking(move || {
@@ -422,7 +423,10 @@ async fn upload_pack(
                     input,
                     out,
                     &interrupt,
-                    &Default::default(),
+                    &gitcore::upload_pack::Options {
+                        pack_cache,
+                        ..Default::default()
+                    },
                 )
                 .map_err(|e| gitcore::error_chain(&e))
             });

@@ -77,6 +77,22 @@ pub async fn database(config: &Config) -> Result<sea_orm::DatabaseConnection, Er
 /// Everything `serve` needs before it binds.
 pub async fn prepare(config: Config) -> Result<(AppState, Report), Error> {
     let limits = config.limits.clone();
+    let pack_cache = if limits.pack_cache_max_bytes == 0 {
+        None
+    } else {
+        let cache = gitcore::pack_cache::PackCache::new(
+            &limits.pack_cache_dir,
+            limits.pack_cache_max_bytes,
+            limits.pack_cache_ttl,
+        )
+        .map_err(|source| Error::Dir {
+            what: "the pack cache directory (GIT_PACK_CACHE_DIR)",
+            path: limits.pack_cache_dir.clone(),
+            source,
+        })?;
+        cache.evict();
+        Some(Arc::new(cache))
+    };
     let redis_url = config.redis_url.clone();
     ensure_dirs(&config)?;
     let (auth, secret) = authenticator(&config)?;
@@ -91,6 +107,7 @@ pub async fn prepare(config: Config) -> Result<(AppState, Report), Error> {
             merge_queue: Arc::default(),
             jobs: Arc::new(crate::jobs::Queue::new()),
             git_permits: Arc::new(tokio::sync::Semaphore::new(limits.global)),
+            pack_cache,
             admission: Arc::new(crate::limits::admission::Admission::new(
                 limits.per_repo,
                 limits.queue,

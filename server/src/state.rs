@@ -29,6 +29,8 @@ pub struct AppState {
     pub merge_queue: Arc<crate::branch_locks::BranchLocks>,
     /// Rate limits per caller.
     pub limiter: Arc<crate::limits::Limiter>,
+    /// Identical upload-pack answers, shared (none when `GIT_PACK_CACHE_MAX_BYTES=0`).
+    pub pack_cache: Option<Arc<gitcore::pack_cache::PackCache>>,
     /// Per-repository admission of git work.
     pub admission: Arc<crate::limits::admission::Admission>,
     /// The job queue's in-process side (wake-ups, the HTTP client of handlers).

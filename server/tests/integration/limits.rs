@@ -357,3 +357,131 @@ async fn a_burst_of_clones_queues_completes_or_is_told_to_retry() {
         assert_eq!(got, head);
     }
 }
+
+/// The pack files a clone holds, by name (a pack's name is its checksum).
+fn pack_names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir.join(".git/objects/pack"))
+        .expect("pack dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".pack"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_clones_share_one_generated_pack() {
+    let srv = TestServer::start().await;
+    let cache = srv
+        .state
+        .pack_cache
+        .clone()
+        .expect("the pack cache is on by default");
+    let stat = |c: &gitcore::pack_cache::PackCache| {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            c.stats.generated.load(Relaxed),
+            c.stats.hits.load(Relaxed) + c.stats.followed.load(Relaxed),
+            c.stats.rejected.load(Relaxed),
+        )
+    };
+    let (owner, org) = (Uuid::new_v4(), Uuid::new_v4());
+    srv.create_repo(owner, org, "fan", "public").await;
+    let hostport = srv.base.strip_prefix("http://").expect("http").to_owned();
+    let push = format!("http://x:{}@{hostport}/{org}/fan.git", srv.token(owner));
+    let mut w = Work::clone(&push).await;
+    for i in 0..30 {
+        let big: String = (0..500).map(|j| format!("line {i} {j}\n")).collect();
+        w.commit(&[(&format!("f{}.txt", i % 4), &big)], "c").await;
+    }
+    w.run(&["push", "-q", "origin", "HEAD:refs/heads/main"])
+        .await;
+    let url = format!("http://{hostport}/{org}/fan.git");
+    let home = tempfile::tempdir().expect("home");
+    let clone_all = |n: usize, tag: &'static str| {
+        let url = url.clone();
+        let h = home.path().to_owned();
+        async move {
+            let mut tasks = Vec::new();
+            for i in 0..n {
+                let dir = h.join(format!("{tag}{i}"));
+                let (url, h) = (url.clone(), h.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut cmd = tokio::process::Command::from(crate::common::git(&h, &h));
+                    cmd.args(["clone", "-q", &url]).arg(&dir);
+                    let out = cmd.output().await.expect("clone");
+                    assert!(
+                        out.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    dir
+                }));
+            }
+            let mut dirs = Vec::new();
+            for t in tasks {
+                dirs.push(t.await.expect("clone task"));
+            }
+            dirs
+        }
+    };
+    let dirs = clone_all(32, "a").await;
+    let (generated, shared, _) = stat(&cache);
+    assert_eq!(generated, 1, "32 identical clones, one generated pack");
+    assert_eq!(shared, 31);
+    let first = pack_names(&dirs[0]);
+    for d in &dirs {
+        assert_eq!(pack_names(d), first, "every clone got the same pack");
+    }
+    for d in dirs.iter().take(3) {
+        let out = crate::common::git(d, home.path())
+            .args(["fsck", "--strict"])
+            .output()
+            .expect("fsck");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A push changes the ref state, so the key: the next clone generates anew.
+    w.commit(&[("new.txt", "new\n")], "new").await;
+    w.run(&["push", "-q", "origin", "HEAD:refs/heads/main"])
+        .await;
+    let dirs = clone_all(1, "b").await;
+    assert_eq!(stat(&cache).0, 2);
+    let head = w.run(&["rev-parse", "HEAD"]).await;
+    assert_eq!(
+        crate::common::git_out(&dirs[0], home.path(), &["rev-parse", "HEAD"]),
+        head
+    );
+    // A truncated entry is detected, not served, and replaced.
+    let entries: Vec<std::path::PathBuf> = std::fs::read_dir(srv.dir.path().join("pack-cache"))
+        .expect("cache dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pack"))
+        .collect();
+    assert!(!entries.is_empty());
+    for e in &entries {
+        let len = std::fs::metadata(e).expect("meta").len();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(e)
+            .expect("open");
+        f.set_len(len / 2).expect("truncate");
+    }
+    let dirs = clone_all(1, "c").await;
+    let (generated, _, rejected) = stat(&cache);
+    assert_eq!((generated, rejected), (3, 1));
+    let out = crate::common::git(&dirs[0], home.path())
+        .args(["fsck", "--strict"])
+        .output()
+        .expect("fsck");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -12,9 +12,12 @@ use std::sync::atomic::AtomicBool;
 use gix::ObjectId;
 
 use crate::pack::Filter;
-use crate::pkt::{self, Line, SideBand};
+use crate::pkt::{self, Line};
 use crate::refs::Snapshot;
 use crate::shallow::Deepen;
+
+mod send;
+use send::send_pack;
 
 /// Errors of [`serve`]. Their text is shown to the git user (on band 3 or in an `ERR` line).
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +56,8 @@ pub enum Protocol {
 pub struct Options {
     /// Threads for pack generation; `None` for all cores.
     pub thread_limit: Option<usize>,
+    /// Where identical pack answers are shared ([`crate::pack_cache`]); `None` generates each.
+    pub pack_cache: Option<std::sync::Arc<crate::pack_cache::PackCache>>,
 }
 
 /// What a request did, for logs and metrics.
@@ -526,78 +531,6 @@ fn reachable_in_tree(
             return;
         }
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn send_pack<W: Write>(
-    repo: &gix::Repository,
-    snapshot: &Snapshot,
-    req: &Request,
-    commits: Vec<ObjectId>,
-    named: &[ObjectId],
-    common: &[ObjectId],
-    out: &mut W,
-    sideband: bool,
-    interrupt: &AtomicBool,
-    options: &Options,
-) -> Result<usize, Failure> {
-    let tag_refs: Vec<(ObjectId, ObjectId)> = snapshot
-        .refs
-        .iter()
-        .filter(|r| r.name.starts_with("refs/tags/"))
-        .filter_map(|r| r.peeled.map(|p| (r.target, p)))
-        .collect();
-    let progress = sideband && !req.has("no-progress");
-    let in_pack = |e: Error| Failure::InPack(e, sideband);
-    let selection = crate::pack::objects_for(
-        repo,
-        commits,
-        named,
-        common,
-        &tag_refs,
-        req.has("include-tag"),
-        req.filter,
-        interrupt,
-    )
-    .map_err(|e| in_pack(e.into()))?;
-    let count = selection.ids.len();
-    let thin = (req.has("thin-pack") && !common.is_empty()).then_some(crate::pack::Thin {
-        known: &selection.known,
-        delta_bases: &selection.delta_bases,
-    });
-    if sideband {
-        let mut sb = SideBand::new(&mut *out);
-        if progress {
-            sb.progress(&format!("Enumerating objects: {count}, done.\n"))
-                .map_err(|e| in_pack(e.into()))?;
-        }
-        crate::pack::write(
-            repo,
-            selection.ids,
-            thin,
-            &mut sb,
-            interrupt,
-            options.thread_limit,
-        )
-        .map_err(|e| in_pack(e.into()))?;
-        if progress {
-            sb.progress(&format!(
-                "Total {count} (reused from packs where possible)\n"
-            ))
-            .map_err(|e| in_pack(e.into()))?;
-        }
-    } else {
-        crate::pack::write(
-            repo,
-            selection.ids,
-            thin,
-            &mut *out,
-            interrupt,
-            options.thread_limit,
-        )
-        .map_err(|e| in_pack(e.into()))?;
-    }
-    Ok(count)
 }
 
 fn serve_v2<R: Read, W: Write>(
