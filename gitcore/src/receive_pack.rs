@@ -475,7 +475,14 @@ pub fn sweep_stale_quarantines(objects_dir: &Path, older_than: std::time::Durati
         if !name.to_string_lossy().starts_with("incoming-") {
             continue;
         }
-        let lock = entry.path().join(QUARANTINE_LOCK);
+        let mut lock = entry.path().join(QUARANTINE_LOCK);
+        if !lock.exists() {
+            // A push killed between creating its lock and renaming it into place.
+            let pending = entry.path().join(format!("{QUARANTINE_LOCK}.new"));
+            if pending.exists() {
+                lock = pending;
+            }
+        }
         let stale = if lock.exists() {
             // Hold the dead push's lock while removing, so no one else acts on it meanwhile.
             match crate::lock::try_lock(&lock) {

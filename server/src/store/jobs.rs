@@ -84,23 +84,7 @@ pub struct NewJob {
 pub async fn enqueue(db: &impl ConnectionTrait, job: NewJob) -> Result<Option<Uuid>, DbErr> {
     let now = Utc::now();
     let id = Uuid::new_v4();
-    if job.kind == Kind::PushMirror {
-        if let Some(repo) = job.repo_id {
-            job::Entity::update_many()
-                .col_expr(job::Column::State, "succeeded".into())
-                .col_expr(
-                    job::Column::Result,
-                    Value::Json(Some(Box::new(serde_json::json!({"supersededBy": id})))).into(),
-                )
-                .col_expr(job::Column::FinishedAt, Value::from(now).into())
-                .col_expr(job::Column::UpdatedAt, Value::from(now).into())
-                .filter(job::Column::Kind.eq(Kind::PushMirror.as_str()))
-                .filter(job::Column::RepoId.eq(repo))
-                .filter(job::Column::State.eq("queued"))
-                .exec(db)
-                .await?;
-        }
-    }
+    let (kind, repo_id) = (job.kind, job.repo_id);
     let row = job::ActiveModel {
         id: Set(id),
         kind: Set(job.kind.as_str().to_owned()),
@@ -127,6 +111,24 @@ pub async fn enqueue(db: &impl ConnectionTrait, job: NewJob) -> Result<Option<Uu
         )
         .exec_without_returning(db)
         .await?;
+    if inserted > 0 && kind == Kind::PushMirror {
+        if let Some(repo) = repo_id {
+            job::Entity::update_many()
+                .col_expr(job::Column::State, "succeeded".into())
+                .col_expr(
+                    job::Column::Result,
+                    Value::Json(Some(Box::new(serde_json::json!({"supersededBy": id})))).into(),
+                )
+                .col_expr(job::Column::FinishedAt, Value::from(now).into())
+                .col_expr(job::Column::UpdatedAt, Value::from(now).into())
+                .filter(job::Column::Kind.eq(Kind::PushMirror.as_str()))
+                .filter(job::Column::RepoId.eq(repo))
+                .filter(job::Column::State.eq("queued"))
+                .filter(job::Column::Id.ne(id))
+                .exec(db)
+                .await?;
+        }
+    }
     Ok((inserted > 0).then_some(id))
 }
 
@@ -354,4 +356,114 @@ pub async fn depth(db: &impl ConnectionTrait) -> Result<(u64, u64), DbErr> {
         .count(db)
         .await?;
     Ok((queued, failed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    async fn db() -> (sea_orm::DatabaseConnection, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = crate::config::sqlite_url(&dir.path().join("jobs.db"));
+        let db = crate::db::connect(&url).await.expect("connect");
+        crate::db::migrate(&db).await.expect("migrate");
+        (db, dir)
+    }
+
+    fn mirror(repo: Uuid, push: u32) -> NewJob {
+        NewJob {
+            kind: Kind::PushMirror,
+            repo_id: Some(repo),
+            dedup_key: Some(format!("{repo}-{push}")),
+            payload: serde_json::json!({"push": push}),
+        }
+    }
+
+    #[tokio::test]
+    async fn mirrors_supersede_queued_ones_and_run_one_at_a_time() {
+        let (db, _dir) = db().await;
+        let (repo, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let lease = Duration::from_secs(60);
+        let first = enqueue(&db, mirror(repo, 1))
+            .await
+            .expect("q")
+            .expect("new");
+        // The same push again: deduplicated.
+        assert_eq!(enqueue(&db, mirror(repo, 1)).await.expect("q"), None);
+        let second = enqueue(&db, mirror(repo, 2))
+            .await
+            .expect("q")
+            .expect("new");
+        let superseded = get(&db, first).await.expect("get").expect("row");
+        assert_eq!(superseded.state, "succeeded");
+        assert_eq!(
+            superseded.result,
+            Some(serde_json::json!({"supersededBy": second}))
+        );
+        // The second runs; a third queued meanwhile waits for it, other repositories do not.
+        let running = claim(&db, "w1", lease).await.expect("claim").expect("job");
+        assert_eq!(running.id, second);
+        let third = enqueue(&db, mirror(repo, 3))
+            .await
+            .expect("q")
+            .expect("new");
+        let elsewhere = enqueue(&db, mirror(other, 1))
+            .await
+            .expect("q")
+            .expect("new");
+        let next = claim(&db, "w2", lease).await.expect("claim").expect("job");
+        assert_eq!(next.id, elsewhere, "the other repository's mirror runs");
+        assert!(claim(&db, "w2", lease).await.expect("claim").is_none());
+        assert!(finish(&db, second, "w1", Finish::Succeeded(None))
+            .await
+            .expect("finish"));
+        let next = claim(&db, "w2", lease).await.expect("claim").expect("job");
+        assert_eq!(next.id, third);
+        // Only the lease holder records the outcome.
+        assert!(!finish(&db, third, "w1", Finish::Failed("x".into()))
+            .await
+            .expect("finish"));
+        assert!(
+            finish(&db, third, "w2", Finish::Failed("remote refused".into()))
+                .await
+                .expect("finish")
+        );
+        assert!(matches!(
+            retry(&db, third).await.expect("retry"),
+            RetryOutcome::Queued(_)
+        ));
+        assert!(
+            matches!(retry(&db, third).await.expect("retry"), RetryOutcome::NotFailed(s) if s == "queued")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_lease_is_claimed_again() {
+        let (db, _dir) = db().await;
+        let id = enqueue(
+            &db,
+            NewJob {
+                kind: Kind::FeedPost,
+                repo_id: None,
+                dedup_key: Some("p".into()),
+                payload: serde_json::json!({}),
+            },
+        )
+        .await
+        .expect("q")
+        .expect("new");
+        let short = Duration::from_millis(50);
+        let a = claim(&db, "dead-worker", short)
+            .await
+            .expect("claim")
+            .expect("job");
+        assert_eq!((a.id, a.attempts), (id, 1));
+        assert!(claim(&db, "w", short).await.expect("claim").is_none());
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let b = claim(&db, "w", short).await.expect("claim").expect("job");
+        assert_eq!((b.id, b.attempts), (id, 2));
+        assert!(!renew(&db, id, "dead-worker", short).await.expect("renew"));
+        assert!(renew(&db, id, "w", short).await.expect("renew"));
+    }
 }
