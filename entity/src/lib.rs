@@ -4,6 +4,7 @@
 //! clients directly: the server maps them to its own DTOs.
 
 pub mod audit_event;
+pub mod branch_protection;
 pub mod collaborator;
 pub mod job;
 pub mod pull_request;

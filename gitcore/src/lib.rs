@@ -16,6 +16,7 @@ pub mod merge;
 pub mod pack;
 pub mod pack_cache;
 pub mod pkt;
+pub mod protection;
 pub mod read;
 pub mod receive_pack;
 pub mod refs;

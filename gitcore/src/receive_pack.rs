@@ -76,6 +76,8 @@ pub struct Options {
     pub read_only: Option<String>,
     /// Threads for indexing; `None` for all cores.
     pub thread_limit: Option<usize>,
+    /// Branch protection rules ([`crate::protection`]).
+    pub protected: Vec<crate::protection::BranchRule>,
 }
 
 impl Default for Options {
@@ -86,6 +88,7 @@ impl Default for Options {
             max_ref_updates: usize::MAX,
             read_only: None,
             thread_limit: None,
+            protected: Vec::new(),
         }
     }
 }
@@ -312,6 +315,22 @@ pub fn serve(
             } else if !cmd.is_delete() {
                 *err = check_tip(&repo, quarantine_odb.as_ref(), cmd).err();
             }
+            if err.is_none() && !options.protected.is_empty() {
+                let odb = match &quarantine_odb {
+                    Some(Ok(q)) => q.clone(),
+                    _ => repo.objects.clone().into_inner(),
+                };
+                let find = crate::protection::commits_in(&odb);
+                // The old value the client saw; a delete without one is checked like any delete.
+                *err = crate::protection::check(
+                    &options.protected,
+                    &find,
+                    &cmd.name,
+                    cmd.old,
+                    cmd.new,
+                )
+                .err();
+            }
         }
     }
     let atomic = req.caps.contains("atomic");
@@ -475,14 +494,9 @@ pub fn sweep_stale_quarantines(objects_dir: &Path, older_than: std::time::Durati
         if !name.to_string_lossy().starts_with("incoming-") {
             continue;
         }
-        let mut lock = entry.path().join(QUARANTINE_LOCK);
-        if !lock.exists() {
-            // A push killed between creating its lock and renaming it into place.
-            let pending = entry.path().join(format!("{QUARANTINE_LOCK}.new"));
-            if pending.exists() {
-                lock = pending;
-            }
-        }
+        // A lock file not yet renamed into place (`.new`) may belong to a push starting right
+        // now: such a quarantine goes by age only.
+        let lock = entry.path().join(QUARANTINE_LOCK);
         let stale = if lock.exists() {
             // Hold the dead push's lock while removing, so no one else acts on it meanwhile.
             match crate::lock::try_lock(&lock) {

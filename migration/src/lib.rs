@@ -11,6 +11,7 @@ mod m20261122_000002_create_collaborators;
 mod m20261122_000003_create_audit_events;
 mod m20261204_000004_create_pull_requests;
 mod m20261206_000005_create_jobs_and_hooks;
+mod m20261206_000006_create_branch_protections;
 
 /// Every migration, in order.
 #[derive(Debug)]
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_create_audit_events::Migration),
             Box::new(m20261204_000004_create_pull_requests::Migration),
             Box::new(m20261206_000005_create_jobs_and_hooks::Migration),
+            Box::new(m20261206_000006_create_branch_protections::Migration),
         ]
     }
 }

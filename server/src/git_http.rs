@@ -477,7 +477,11 @@ async fn receive_pack(
         .await
         .map_err(|why| GitError::busy(&state, why))?;
     let path = state.config.storage_root.join(&row.storage_path);
+    let protected = crate::api::protection::push_rules(&state, &row)
+        .await
+        .map_err(|e| internal(&e))?;
     let options = gitcore::receive_pack::Options {
+        protected,
         max_pack_bytes: state.config.git_max_pack_bytes,
         max_object_bytes: state.config.git_max_object_bytes,
         max_ref_updates: state.config.git_max_ref_updates,

@@ -39,7 +39,9 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/repos/{org_id}/{repo}/branches/{*branch}",
-            get(get_branch).delete(delete_branch),
+            get(get_branch)
+                .delete(delete_branch)
+                .put(put_branch_protection),
         )
         .route("/repos/{org_id}/{repo}/commits", get(list_commits))
         .route("/repos/{org_id}/{repo}/commits/{sha}", get(get_commit))
@@ -291,9 +293,41 @@ async fn get_branch(
     State(state): State<AppState>,
     caller: Caller,
     Path((org_id, name, branch)): Path<(Uuid, String, String)>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    if let Some(b) = branch.strip_suffix("/protection") {
+        return Ok(
+            super::protection::get_protection(&state, &caller, org_id, &name, b)
+                .await?
+                .into_response(),
+        );
+    }
+    Ok(get_branch_itself(&state, &caller, org_id, &name, branch)
+        .await?
+        .into_response())
+}
+
+async fn put_branch_protection(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org_id, name, branch)): Path<(Uuid, String, String)>,
+    Json(body): Json<super::protection::PutProtection>,
+) -> Result<JsonOut<super::protection::ProtectionDto>, ApiError> {
+    let Some(b) = branch.strip_suffix("/protection") else {
+        return Err(ApiError::method_not_allowed());
+    };
+    super::protection::put_protection(&state, &caller, org_id, &name, b, body).await
+}
+
+async fn get_branch_itself(
+    state: &AppState,
+    caller: &Caller,
+    org_id: Uuid,
+    name: &str,
+    branch: String,
 ) -> Result<JsonOut<BranchDto>, ApiError> {
-    let a = access::load(&state.db, &caller, org_id, &name, Need::Read).await?;
-    let b = with_repo(&state, &a.repo, move |r| {
+    let a = access::load(&state.db, caller, org_id, name, Need::Read).await?;
+    let b = with_repo(state, &a.repo, move |r| {
         Ok(read::branches::get(r, &branch)?)
     })
     .await?;
@@ -370,12 +404,23 @@ async fn delete_branch(
     caller: Caller,
     Path((org_id, name, branch)): Path<(Uuid, String, String)>,
 ) -> Result<StatusCode, ApiError> {
+    if let Some(b) = branch.strip_suffix("/protection") {
+        return super::protection::delete_protection(&state, &caller, org_id, &name, b).await;
+    }
     let a = access::load(&state.db, &caller, org_id, &name, Need::Write).await?;
     ensure_not_archived(&a.repo)?;
     let identity = caller.require()?;
     if branch == a.repo.default_branch {
         return Err(ApiError::conflict(format!(
             "branch {branch:?} is the default branch and cannot be deleted"
+        )));
+    }
+    if store::protection::get(&state.db, a.repo.id, &branch)
+        .await?
+        .is_some_and(|r| !r.allow_deletion)
+    {
+        return Err(ApiError::conflict(format!(
+            "branch {branch:?} is protected against deletion"
         )));
     }
     let actor = Actor {

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod admin;
 pub mod collaborators;
+pub mod compare;
 pub mod discovery;
 pub mod error;
 pub mod events;
@@ -15,6 +16,7 @@ pub mod hooks;
 pub mod internal;
 pub mod jobs;
 pub mod page;
+pub mod protection;
 pub mod pulls;
 pub mod pulls_merge;
 pub mod repos;
@@ -35,5 +37,6 @@ pub fn routes() -> Router<AppState> {
         .merge(git_data::router())
         .merge(pulls::router())
         .merge(hooks::router())
+        .merge(compare::router())
         .merge(jobs::router())
 }

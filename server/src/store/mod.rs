@@ -6,6 +6,7 @@ pub mod audit;
 pub mod collaborators;
 pub mod hooks;
 pub mod jobs;
+pub mod protection;
 pub mod pulls;
 pub mod repos;
 

@@ -5,6 +5,7 @@
 mod auth;
 mod cli;
 mod common;
+mod compare;
 mod git;
 mod git_abuse;
 mod git_data;
@@ -13,6 +14,7 @@ mod jobs;
 mod limits;
 mod mirror;
 mod permissions;
+mod protection;
 mod pulls;
 mod repos;
 mod shallow;
