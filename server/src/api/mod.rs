@@ -20,6 +20,7 @@ pub mod protection;
 pub mod pulls;
 pub mod pulls_merge;
 pub mod repos;
+pub mod stream;
 
 use axum::Router;
 
@@ -38,5 +39,6 @@ pub fn routes() -> Router<AppState> {
         .merge(pulls::router())
         .merge(hooks::router())
         .merge(compare::router())
+        .merge(stream::router())
         .merge(jobs::router())
 }

@@ -96,3 +96,26 @@ pub async fn list(
         .all(db)
         .await
 }
+
+/// Events at or after `since`, oldest first (ties by id), for the live stream.
+pub async fn from_time(
+    db: &impl ConnectionTrait,
+    repo_id: Option<Uuid>,
+    since: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<audit_event::Model>, DbErr> {
+    let mut q = audit_event::Entity::find().filter(audit_event::Column::CreatedAt.gte(since));
+    if let Some(id) = repo_id {
+        q = q.filter(audit_event::Column::RepoId.eq(id));
+    }
+    q.order_by_asc(audit_event::Column::CreatedAt)
+        .order_by_asc(audit_event::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// One event by id.
+pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<audit_event::Model>, DbErr> {
+    audit_event::Entity::find_by_id(id).one(db).await
+}

@@ -18,5 +18,6 @@ mod protection;
 mod pulls;
 mod repos;
 mod shallow;
+mod stream;
 mod tls;
 mod upkeep;
