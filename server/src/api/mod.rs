@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod blame;
 pub mod collaborators;
 pub mod compare;
 pub mod discovery;
@@ -39,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .merge(pulls::router())
         .merge(hooks::router())
         .merge(compare::router())
+        .merge(blame::router())
         .merge(stream::router())
         .merge(jobs::router())
 }

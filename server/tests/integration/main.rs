@@ -3,6 +3,7 @@
 //! a fresh database per test, always through the real migrations.
 
 mod auth;
+mod blame;
 mod cli;
 mod common;
 mod compare;
