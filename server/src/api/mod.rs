@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod archive;
 pub mod blame;
 pub mod collaborators;
 pub mod compare;
@@ -41,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         .merge(hooks::router())
         .merge(compare::router())
         .merge(blame::router())
+        .merge(archive::router())
         .merge(stream::router())
         .merge(jobs::router())
 }
