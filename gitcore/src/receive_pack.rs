@@ -825,9 +825,25 @@ fn update_refs(
             continue;
         }
         let result = edit_for(cmd).and_then(|edit| {
-            repo.edit_references_as(Some(edit), None)
-                .map(|_| ())
-                .map_err(|e| reason(&*Box::<dyn std::error::Error + Send + Sync>::from(e)))
+            let applied = repo
+                .edit_references_as(Some(edit), None)
+                .map_err(|e| reason(&*Box::<dyn std::error::Error + Send + Sync>::from(e)))?;
+            // gix lets a create pass when the ref already holds the same value (a concurrent
+            // push created it first); C git refuses that create, and so do we.
+            let existed = cmd.old.is_null()
+                && applied.iter().any(|e| {
+                    matches!(
+                        e.change,
+                        gix::refs::transaction::Change::Update {
+                            expected: gix::refs::transaction::PreviousValue::MustExistAndMatch(_),
+                            ..
+                        }
+                    )
+                });
+            if existed {
+                return Err("reference already exists (fetch first)".to_owned());
+            }
+            Ok(())
         });
         if let Err(r) = result {
             *err = Some(r);

@@ -110,31 +110,53 @@ pub fn create(repo: &gix::Repository, name: &str, from: &str) -> Result<Branch, 
         name: full,
         deref: false,
     };
-    if let Err(e) = self::edit(repo, edit) {
-        let exists_now = e
-            .downcast_any_ref::<gix::refs::file::transaction::prepare::MustNotExist>()
-            .is_some()
-            || ref_exists(repo, &full_str)?;
-        if exists_now {
+    match edit_applied(repo, edit) {
+        // gix lets `MustNotExist` pass when the ref exists with the very value written (a
+        // concurrent create from the same commit): that is someone else's branch, not ours.
+        Ok(applied)
+            if applied.iter().any(|e| {
+                matches!(
+                    e.change,
+                    Change::Update {
+                        expected: PreviousValue::MustExistAndMatch(_),
+                        ..
+                    }
+                )
+            }) =>
+        {
             return Err(Error::BranchExists {
                 name: name.to_owned(),
             });
         }
-        if e.classify().is_retryable() {
-            return Err(Error::BranchLocked {
-                name: name.to_owned(),
-            });
-        }
-        return Err(Error::RefUpdate {
-            name: full_str,
-            source: e.into(),
-        });
+        Ok(_) => {}
+        Err(e) => return Err(create_failed(repo, name, &full_str, e)),
     }
     Ok(Branch {
         is_default: head_branch(repo)?.as_deref() == Some(name),
         name: name.to_owned(),
         commit,
     })
+}
+
+fn create_failed(repo: &gix::Repository, name: &str, full_str: &str, e: gix::Error) -> Error {
+    let exists_now = e
+        .downcast_any_ref::<gix::refs::file::transaction::prepare::MustNotExist>()
+        .is_some()
+        || ref_exists(repo, full_str).unwrap_or(false);
+    if exists_now {
+        return Error::BranchExists {
+            name: name.to_owned(),
+        };
+    }
+    if e.classify().is_retryable() {
+        return Error::BranchLocked {
+            name: name.to_owned(),
+        };
+    }
+    Error::RefUpdate {
+        name: full_str.to_owned(),
+        source: e.into(),
+    }
 }
 
 /// Deletes the branch `name`, refusing the branch `HEAD` points at. If `wanted` is given, the
@@ -282,6 +304,12 @@ fn classify(e: gix::Error, name: &str, full: String) -> Error {
 /// Applies one ref edit, with Orbit as the reflog identity (bare repositories keep no reflog by
 /// default, but one that enables `core.logAllRefUpdates` needs an identity).
 fn edit(repo: &gix::Repository, edit: RefEdit) -> Result<(), gix::Error> {
+    edit_applied(repo, edit).map(|_| ())
+}
+
+/// Applies `edit`; answers the edits as applied (gix sets `expected` to the value each ref had
+/// under its lock, `MustExistAndMatch` when it existed).
+fn edit_applied(repo: &gix::Repository, edit: RefEdit) -> Result<Vec<RefEdit>, gix::Error> {
     let committer = gix::actor::Signature {
         name: "Orbit".into(),
         email: "orbit@localhost".into(),
@@ -289,7 +317,6 @@ fn edit(repo: &gix::Repository, edit: RefEdit) -> Result<(), gix::Error> {
     };
     let mut buf = gix::date::parse::TimeBuf::default();
     repo.edit_references_as(Some(edit), Some(committer.to_ref(&mut buf)))
-        .map(|_| ())
 }
 
 fn valid_name(name: &str) -> Result<FullName, Error> {
