@@ -47,6 +47,24 @@ fn is_dot_git(name: &[u8]) -> bool {
 }
 
 /// Checks a tree's entries by git's error-level fsck rules.
+/// Checks one tree entry name against the same rules as [`check_tree`] (order aside).
+pub fn check_name(name: &[u8]) -> Result<(), Error> {
+    let shown = || name.to_str_lossy().into_owned();
+    if name.is_empty() {
+        return Err(Error::EmptyName);
+    }
+    if name == b"." || name == b".." {
+        return Err(Error::DotName(shown()));
+    }
+    if name.contains(&b'/') {
+        return Err(Error::Slash(shown()));
+    }
+    if is_dot_git(name) {
+        return Err(Error::DotGit(shown()));
+    }
+    Ok(())
+}
+
 pub fn check_tree(tree: &TreeRef<'_>) -> Result<(), Error> {
     let mut previous: Option<(Vec<u8>, bool)> = None;
     for e in &tree.entries {

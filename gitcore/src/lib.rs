@@ -23,6 +23,7 @@ pub mod refs;
 pub mod shallow;
 pub mod storage;
 pub mod upload_pack;
+pub mod write;
 
 pub use gix::{ObjectId, Repository, ThreadSafeRepository};
 

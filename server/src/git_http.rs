@@ -602,7 +602,7 @@ fn pushed_commits(
 /// Records an accepted push in one transaction: its audit event (which queues the repository's
 /// webhook deliveries) and its feed post when a network service is configured. A push the client
 /// sees acknowledged has its jobs; one that failed has none (nothing is recorded for it).
-async fn record_push(
+pub(crate) async fn record_push(
     state: &AppState,
     push: &crate::jobs::feed::Push<'_>,
     actor: store::audit::Actor,

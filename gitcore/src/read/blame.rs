@@ -66,8 +66,8 @@ pub fn blame_at(repo: &gix::Repository, at: Treeish, path: &str) -> Result<Blame
     let mut commits = HashMap::new();
     let mut ranges = Vec::with_capacity(outcome.entries.len());
     for e in &outcome.entries {
-        if !commits.contains_key(&e.commit_id) {
-            commits.insert(e.commit_id, super::commit::read(repo, e.commit_id)?);
+        if let std::collections::hash_map::Entry::Vacant(slot) = commits.entry(e.commit_id) {
+            slot.insert(super::commit::read(repo, e.commit_id)?);
         }
         ranges.push(Range {
             start_line: e.start_in_blamed_file + 1,

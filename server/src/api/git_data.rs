@@ -43,7 +43,10 @@ pub fn router() -> Router<AppState> {
                 .delete(delete_branch)
                 .put(put_branch_protection),
         )
-        .route("/repos/{org_id}/{repo}/commits", get(list_commits))
+        .route(
+            "/repos/{org_id}/{repo}/commits",
+            get(list_commits).post(super::commits::create_commit),
+        )
         .route("/repos/{org_id}/{repo}/commits/{sha}", get(get_commit))
         .route("/repos/{org_id}/{repo}/commits/{sha}/diff", get(get_diff))
         .route("/repos/{org_id}/{repo}/tree/{ref}", get(get_tree_root))

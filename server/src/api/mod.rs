@@ -8,6 +8,7 @@ pub mod admin;
 pub mod archive;
 pub mod blame;
 pub mod collaborators;
+pub mod commits;
 pub mod compare;
 pub mod discovery;
 pub mod error;

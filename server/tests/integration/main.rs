@@ -6,6 +6,7 @@ mod archive;
 mod auth;
 mod blame;
 mod cli;
+mod commits_api;
 mod common;
 mod compare;
 mod git;
