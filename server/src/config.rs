@@ -94,6 +94,8 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// Rate limits and admission control.
     pub limits: LimitsConfig,
+    /// `METRICS_TOKEN`: when set, `/metrics` needs `Authorization: Bearer <it>`.
+    pub metrics_token: Option<String>,
 }
 
 /// Rate limits and admission control.
@@ -470,6 +472,7 @@ impl Config {
         };
 
         Ok(Config {
+            metrics_token: get("METRICS_TOKEN"),
             limits,
             jobs,
             git_idle_timeout,

@@ -411,6 +411,7 @@ async fn upload_pack(
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let _ticket = ticket;
+        let started = std::time::Instant::now();
         let input = decoded(body, gzip);
         let out = ChannelWriter { tx, runtime, idle };
         let result = repos
@@ -431,7 +432,15 @@ async fn upload_pack(
                 .map_err(|e| gitcore::error_chain(&e))
             });
         match result {
-            Ok(outcome) => tracing::debug!(?outcome, "upload-pack served"),
+            Ok(outcome) => {
+                crate::metrics::git_operation(
+                    "upload-pack",
+                    outcome.objects,
+                    0,
+                    started.elapsed().as_secs_f64(),
+                );
+                tracing::debug!(?outcome, "upload-pack served")
+            }
             Err(e) => tracing::warn!(error = %e, "upload-pack ended with an error"),
         }
     });
@@ -515,6 +524,7 @@ async fn receive_pack(
     let (report, outcome, ((commit_ids, commit_count), upkeep_due)) = result;
     match outcome {
         Ok(outcome) => {
+            crate::metrics::git_operation("receive-pack", 0, 0, 0.0);
             if outcome.updated().next().is_some() {
                 let agent_id = headers
                     .get("x-agent-id")

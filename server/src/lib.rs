@@ -13,6 +13,7 @@ pub mod git_http;
 pub mod jobs;
 pub mod limits;
 pub mod merge_cache;
+pub mod metrics;
 pub mod repo_cache;
 pub mod startup;
 pub mod state;
@@ -38,10 +39,12 @@ pub fn app(state: AppState) -> Router {
     let routes = api::routes();
     let cors = cors_layer(state.config.cors_origins.as_deref());
     let body_limit = state.config.max_json_body_bytes;
+    metrics::handle();
     Router::new()
         .merge(routes.clone())
         .nest("/v1", routes)
         .merge(git_http::router())
+        .route("/metrics", axum::routing::get(metrics::render))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -49,6 +52,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             limits::rate_limit,
         ))
+        .layer(axum::middleware::from_fn(metrics::track))
         // Inside CORS, so a 500 from a panic still carries the CORS headers.
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(cors)

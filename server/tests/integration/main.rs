@@ -15,6 +15,7 @@ mod git_data;
 mod git_refs;
 mod jobs;
 mod limits;
+mod metrics;
 mod mirror;
 mod permissions;
 mod protection;
