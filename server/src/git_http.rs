@@ -125,9 +125,19 @@ pub(crate) fn git_token(headers: &HeaderMap) -> Result<Option<String>, GitError>
     Ok(Some(token.to_owned()).filter(|t| !t.is_empty()))
 }
 
-async fn git_caller(state: &AppState, headers: &HeaderMap) -> Result<Option<Identity>, GitError> {
+/// The token verified by the rate limiter for this request, if any.
+type Verified = Option<axum::Extension<crate::auth::Verified>>;
+
+async fn git_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    verified: &Verified,
+) -> Result<Option<Identity>, GitError> {
     match git_token(headers)? {
         None => Ok(None),
+        Some(jwt) if verified.as_ref().is_some_and(|v| v.jwt == jwt) => {
+            Ok(verified.as_ref().map(|v| v.identity.clone()))
+        }
         Some(jwt) => match state.auth.verify_jwt(&jwt).await {
             Ok(id) => Ok(Some(id)),
             Err(e) => Err(GitError::new(
@@ -144,11 +154,12 @@ async fn git_caller(state: &AppState, headers: &HeaderMap) -> Result<Option<Iden
 async fn authorize(
     state: &AppState,
     headers: &HeaderMap,
+    verified: &Verified,
     org_id: &str,
     repo: &str,
     need: Need,
 ) -> Result<(entity::repository::Model, Option<Identity>), GitError> {
-    let identity = git_caller(state, headers).await?;
+    let identity = git_caller(state, headers, verified).await?;
     let anonymous = identity.is_none();
     let hidden = || {
         if anonymous {
@@ -206,6 +217,7 @@ struct InfoRefsQuery {
 async fn info_refs(
     State(state): State<AppState>,
     headers: HeaderMap,
+    verified: Verified,
     Path((org_id, repo)): Path<(String, String)>,
     Query(q): Query<InfoRefsQuery>,
 ) -> Result<Response, GitError> {
@@ -223,7 +235,7 @@ async fn info_refs(
         Service::UploadPack => Need::Read,
         Service::ReceivePack => Need::Write,
     };
-    let (row, _) = authorize(&state, &headers, &org_id, &repo, need).await?;
+    let (row, _) = authorize(&state, &headers, &verified, &org_id, &repo, need).await?;
     let path = state.config.storage_root.join(&row.storage_path);
     let v2 = service == Service::UploadPack && wants_v2(&headers);
     let repos = state.repos.clone();
@@ -383,10 +395,11 @@ fn is_gzip(headers: &HeaderMap) -> bool {
 async fn upload_pack(
     State(state): State<AppState>,
     headers: HeaderMap,
+    verified: Verified,
     Path((org_id, repo)): Path<(String, String)>,
     body: Body,
 ) -> Result<Response, GitError> {
-    let (row, _) = authorize(&state, &headers, &org_id, &repo, Need::Read).await?;
+    let (row, _) = authorize(&state, &headers, &verified, &org_id, &repo, Need::Read).await?;
     let ticket = state
         .admission
         .enter(row.id, crate::limits::admission::Work::Upload)
@@ -476,10 +489,12 @@ fn watch_disconnect(tx: &mpsc::Sender<Result<Bytes, io::Error>>, interrupt: Arc<
 async fn receive_pack(
     State(state): State<AppState>,
     headers: HeaderMap,
+    verified: Verified,
     Path((org_id, repo)): Path<(String, String)>,
     body: Body,
 ) -> Result<Response, GitError> {
-    let (row, identity) = authorize(&state, &headers, &org_id, &repo, Need::Write).await?;
+    let (row, identity) =
+        authorize(&state, &headers, &verified, &org_id, &repo, Need::Write).await?;
     let ticket = state
         .admission
         .enter(row.id, crate::limits::admission::Work::Receive)

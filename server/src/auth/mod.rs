@@ -35,6 +35,24 @@ pub struct Identity {
     pub scopes: Option<Scopes>,
 }
 
+/// A JWT the rate limiter already verified for this request, with what it proved; the
+/// extractors reuse it instead of verifying the same token twice.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The token as presented.
+    pub jwt: String,
+    /// What it proved.
+    pub identity: Identity,
+}
+
+/// The identity of `jwt` if the request already carries its verification.
+pub fn already_verified(extensions: &axum::http::Extensions, jwt: &str) -> Option<Identity> {
+    extensions
+        .get::<Verified>()
+        .filter(|v| v.jwt == jwt)
+        .map(|v| v.identity.clone())
+}
+
 /// Verifies credentials. Built once at startup and shared.
 pub struct Authenticator {
     hs256: token::Hs256,
@@ -165,6 +183,9 @@ where
         let Some(jwt) = bearer(&parts.headers)? else {
             return Ok(Caller(None));
         };
+        if let Some(identity) = already_verified(&parts.extensions, jwt) {
+            return Ok(Caller(Some(identity)));
+        }
         let auth = Arc::<Authenticator>::from_ref(state);
         match auth.verify_jwt(jwt).await {
             Ok(identity) => Ok(Caller(Some(identity))),

@@ -266,20 +266,20 @@ peer_from!(
     crate::tls::NoDelayListener,
 );
 
-/// Who a request is charged to.
+/// Who a request is charged to, and the JWT verification done on the way (kept for the handler).
 async fn caller_key(
     state: &AppState,
     headers: &HeaderMap,
     peer: Option<IpAddr>,
     git: bool,
-) -> String {
+) -> (String, Option<crate::auth::Verified>) {
     if !git {
         if let Some(t) = headers
             .get(crate::auth::INTERNAL_TOKEN_HEADER)
             .and_then(|v| v.to_str().ok())
         {
             if state.auth.internal_routes_enabled() && state.auth.is_internal_token(t) {
-                return "internal".to_owned();
+                return ("internal".to_owned(), None);
             }
         }
     }
@@ -297,13 +297,15 @@ async fn caller_key(
     };
     if let Some(jwt) = jwt {
         if let Ok(identity) = state.auth.verify_jwt(&jwt).await {
-            return format!("user:{}", identity.user_id);
+            let key = format!("user:{}", identity.user_id);
+            return (key, Some(crate::auth::Verified { jwt, identity }));
         }
     }
-    match client_ip(peer, headers, &state.config.limits.trusted_proxies) {
+    let key = match client_ip(peer, headers, &state.config.limits.trusted_proxies) {
         Some(ip) => format!("ip:{ip}"),
         None => "ip:unknown".to_owned(),
-    }
+    };
+    (key, None)
 }
 
 fn set_headers(h: &mut HeaderMap, resource: Resource, d: &Decision) {
@@ -321,7 +323,7 @@ fn set_headers(h: &mut HeaderMap, resource: Resource, d: &Decision) {
 }
 
 /// The middleware: charges the request, answers 429 past the quota, and adds the headers.
-pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn rate_limit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if path == "/health" || path == "/v1/health" {
         return next.run(req).await;
@@ -339,7 +341,10 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
         .extensions()
         .get::<ConnectInfo<Peer>>()
         .map(|c| c.0 .0.ip());
-    let key = caller_key(&state, req.headers(), peer, git).await;
+    let (key, verified) = caller_key(&state, req.headers(), peer, git).await;
+    if let Some(v) = verified {
+        req.extensions_mut().insert(v);
+    }
     let Some(decision) = limiter.check(resource, &key).await else {
         return next.run(req).await;
     };
