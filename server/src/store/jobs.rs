@@ -269,7 +269,11 @@ pub enum RetryOutcome {
 }
 
 /// Puts a failed job back in the queue with its attempts reset (compare-and-swap on `failed`).
+/// Answers the job as queued (a worker may claim it the moment after).
 pub async fn retry(db: &impl ConnectionTrait, id: Uuid) -> Result<RetryOutcome, DbErr> {
+    let Some(before) = job::Entity::find_by_id(id).one(db).await? else {
+        return Ok(RetryOutcome::NotFound);
+    };
     let now = Utc::now();
     let r = job::Entity::update_many()
         .col_expr(job::Column::State, "queued".into())
@@ -284,11 +288,21 @@ pub async fn retry(db: &impl ConnectionTrait, id: Uuid) -> Result<RetryOutcome, 
         .filter(job::Column::State.eq("failed"))
         .exec(db)
         .await?;
-    match job::Entity::find_by_id(id).one(db).await? {
-        None => Ok(RetryOutcome::NotFound),
-        Some(job) if r.rows_affected > 0 => Ok(RetryOutcome::Queued(Box::new(job))),
-        Some(job) => Ok(RetryOutcome::NotFailed(job.state)),
+    if r.rows_affected == 0 {
+        let state = job::Entity::find_by_id(id)
+            .one(db)
+            .await?
+            .map_or(before.state, |j| j.state);
+        return Ok(RetryOutcome::NotFailed(state));
     }
+    Ok(RetryOutcome::Queued(Box::new(job::Model {
+        state: "queued".to_owned(),
+        attempts: 0,
+        run_after: now,
+        updated_at: now,
+        finished_at: None,
+        ..before
+    })))
 }
 
 /// Filters of [`list`].
