@@ -298,7 +298,7 @@ impl PackCache {
         }
         let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(flight) = inflight.get(&key) {
-            if let Ok(file) = File::open(&flight.path) {
+            if let Some(file) = self.open_flight(&key, flight) {
                 self.stats.followed.fetch_add(1, Ordering::Relaxed);
                 return Lookup::Follow(Follower {
                     flight: flight.clone(),
@@ -332,10 +332,18 @@ impl PackCache {
         })
     }
 
+    /// The file of a generation in flight: its temporary file, or, once the generator has
+    /// published it (renamed, same bytes) but not yet left the in-flight map, the entry itself.
+    fn open_flight(&self, key: &Key, flight: &InFlight) -> Option<File> {
+        File::open(&flight.path)
+            .or_else(|_| File::open(self.paths(key).0))
+            .ok()
+    }
+
     fn follow(&self, key: &Key) -> Option<Lookup<'_>> {
         let inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
         let flight = inflight.get(key)?;
-        let file = File::open(&flight.path).ok()?;
+        let file = self.open_flight(key, flight)?;
         self.stats.followed.fetch_add(1, Ordering::Relaxed);
         Some(Lookup::Follow(Follower {
             flight: flight.clone(),
