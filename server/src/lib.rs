@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod body_channel;
 pub mod branch_locks;
 pub mod cli;
 pub mod config;

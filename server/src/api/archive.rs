@@ -5,14 +5,13 @@
 
 use std::io::{self, Read, Write};
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use gitcore::read::{self, archive::Format};
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::access::{self, Need};
@@ -24,22 +23,6 @@ use crate::state::AppState;
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
     Router::new().route("/repos/{org_id}/{repo}/archive/{*spec}", get(get_archive))
-}
-
-/// Writes into the response body from a blocking thread.
-struct BodyWriter(mpsc::Sender<Result<Bytes, io::Error>>);
-
-impl Write for BodyWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 fn split(spec: &str) -> Result<(&str, Format, &'static str), ApiError> {
@@ -96,12 +79,12 @@ async fn get_archive(
         .acquire_owned()
         .await
         .map_err(ApiError::internal)?;
-    let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(16);
+    let (tx, stream) = crate::body_channel::channel(16);
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let result = (|| -> Result<(), String> {
             let r = repos.open(&path).map_err(|e| e.to_string())?;
-            let out = io::BufWriter::with_capacity(64 * 1024, BodyWriter(tx.clone()));
+            let out = io::BufWriter::with_capacity(64 * 1024, tx.clone());
             match format {
                 Format::Tar | Format::TarGz => {
                     read::archive::write_tar(&r, commit, &prefix, format == Format::TarGz, out)
@@ -128,11 +111,8 @@ async fn get_archive(
         if let Err(e) = result {
             tracing::warn!(error = %e, "archive failed midway");
             // The client sees a cut-off body rather than a complete-looking archive.
-            let _ = tx.blocking_send(Err(io::Error::other(e)));
+            tx.fail(e);
         }
-    });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
     });
     let mut response = Response::new(Body::from_stream(stream));
     let h = response.headers_mut();

@@ -14,16 +14,14 @@
 //! earlier ones (see [`crate::store::jobs::enqueue`]) and jobs of one repository run one at a time.
 
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io;
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
 use entity::job;
 use gitcore::client::send_pack;
 use serde::Deserialize;
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{JobError, Outcome};
@@ -113,22 +111,6 @@ async fn integration(state: &AppState, org: Uuid) -> Result<Option<Integration>,
         .unwrap_or_else(|p| p.into_inner())
         .insert(org, (Instant::now(), found.clone()));
     Ok(found)
-}
-
-/// Writes into a channel that feeds the HTTP request body.
-struct ChannelWriter(mpsc::Sender<Result<Bytes, io::Error>>);
-
-impl Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 fn http_failure(status: reqwest::StatusCode, what: &str, body: &str) -> JobError {
@@ -231,7 +213,7 @@ pub async fn run(state: &AppState, job: &job::Model) -> Outcome {
     }
 
     // The request streams from a blocking thread into the HTTP body.
-    let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(8);
+    let (tx, stream) = crate::body_channel::channel(8);
     let path = state.config.storage_root.join(&repo.storage_path);
     let repos = state.repos.clone();
     let cmds = commands.clone();
@@ -244,14 +226,11 @@ pub async fn run(state: &AppState, job: &job::Model) -> Outcome {
     let writer = tokio::task::spawn_blocking(move || -> Result<usize, String> {
         let _permit = permit;
         let r = repos.open(&path).map_err(|e| e.to_string())?;
-        let out = io::BufWriter::with_capacity(64 * 1024, ChannelWriter(tx));
+        let out = io::BufWriter::with_capacity(64 * 1024, tx);
         let interrupt = AtomicBool::new(false);
         send_pack::write_request(&r, &cmds, &advertised, out, &interrupt)
             .map(|s| s.objects)
             .map_err(|e| gitcore::error_chain(&e))
-    });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
     });
     let post_url = format!("{remote}/git-receive-pack");
     let sent = http
