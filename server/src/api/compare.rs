@@ -4,9 +4,8 @@
 //! against the merge base for three dots (`git diff base...head`), against `base` itself for two
 //! (`git diff base head`). `Accept: text/x-diff` answers the patch as `git diff -M` prints it.
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json as JsonOut, Router};
@@ -18,7 +17,7 @@ use uuid::Uuid;
 use super::access::{self, Need};
 use super::error::ApiError;
 use super::extract::Path;
-use super::git_data::{accepts, with_repo, CommitDto, FileDiffDto};
+use super::git_data::{accepts, files_patch_response, with_repo, CommitDto, FileDiffDto};
 use crate::auth::Caller;
 use crate::state::AppState;
 
@@ -110,13 +109,7 @@ async fn compare(
     })
     .await?;
     if accepts(&headers, "text/x-diff") {
-        let patch: Vec<u8> = files.iter().flat_map(|f| f.patch.iter().copied()).collect();
-        let mut response = Response::new(Body::from(patch));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/x-diff"),
-        );
-        return Ok(response);
+        return Ok(files_patch_response(&files));
     }
     let mut dto = dto;
     dto.files = files.into_iter().map(Into::into).collect();

@@ -528,6 +528,21 @@ pub(crate) fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
         })
 }
 
+/// A patch as `text/x-diff` (what `Accept: text/x-diff` asks of every diff route).
+pub(crate) fn patch_response(patch: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(patch));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/x-diff"),
+    );
+    response
+}
+
+/// The patch of several files, concatenated, as `text/x-diff`.
+pub(crate) fn files_patch_response(files: &[read::diff::FileDiff]) -> Response {
+    patch_response(files.iter().flat_map(|f| f.patch.iter().copied()).collect())
+}
+
 async fn get_diff(
     State(state): State<AppState>,
     caller: Caller,
@@ -537,12 +552,7 @@ async fn get_diff(
     let a = access::load(&state.db, &caller, org_id, &name, Need::Read).await?;
     let diff = with_repo(&state, &a.repo, move |r| Ok(read::diff::commit(r, &sha)?)).await?;
     if accepts(&headers, "text/x-diff") {
-        let mut response = Response::new(Body::from(diff.patch()));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/x-diff"),
-        );
-        return Ok(response);
+        return Ok(patch_response(diff.patch()));
     }
     let files: Vec<FileDiffDto> = diff.files.into_iter().map(Into::into).collect();
     Ok(JsonOut(files).into_response())

@@ -8,9 +8,8 @@
 //! archived. Each change writes its audit event (`pull.opened|updated|closed|reopened`) in the
 //! same transaction. Each pull request's source tip is published as `refs/pull/<number>/head`.
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json as JsonOut, Router};
@@ -27,7 +26,9 @@ use uuid::Uuid;
 use super::access::{self, ensure_not_archived, Authorized, Need};
 use super::error::ApiError;
 use super::extract::{Json, Path, Query};
-use super::git_data::{accepts, with_repo, CommitDto, FileDiffDto, PageQuery};
+use super::git_data::{
+    accepts, files_patch_response, with_repo, CommitDto, FileDiffDto, PageQuery,
+};
 use super::page::page;
 use super::pulls_merge;
 use crate::auth::Caller;
@@ -609,13 +610,7 @@ async fn diff(
     })
     .await?;
     if accepts(&headers, "text/x-diff") {
-        let patch: Vec<u8> = files.iter().flat_map(|f| f.patch.iter().copied()).collect();
-        let mut response = Response::new(Body::from(patch));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/x-diff"),
-        );
-        return Ok(response);
+        return Ok(files_patch_response(&files));
     }
     let files: Vec<FileDiffDto> = files.into_iter().map(Into::into).collect();
     Ok(JsonOut(files).into_response())
