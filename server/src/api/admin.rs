@@ -1,8 +1,7 @@
 //! Admin routes (`X-Internal-Token`): every repository, with storage status, and archiving.
 
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json as JsonOut, Router};
+use axum::Json as JsonOut;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -14,26 +13,32 @@ use super::repos::{archive, RepoDto};
 use crate::auth::Internal;
 use crate::state::AppState;
 use crate::store::{self, audit::Actor};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/repos", get(list_admin_repos))
-        .route("/admin/repos/{id}", get(get_admin_repo))
-        .route("/admin/repos/{id}/archive", post(archive_admin_repo))
-        .route("/admin/events", get(list_admin_events))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_admin_repos))
+        .routes(routes!(get_admin_repo))
+        .routes(routes!(archive_admin_repo))
+        .routes(routes!(list_admin_events))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 struct AdminListQuery {
     #[serde(default)]
     include_deleted: bool,
+    /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u64>,
+    /// Items to skip (default 0).
     offset: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AdminRepoDto {
     #[serde(flatten)]
@@ -44,7 +49,7 @@ struct AdminRepoDto {
     storage: Option<StorageDto>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct StorageDto {
     on_disk: bool,
@@ -70,6 +75,13 @@ impl AdminRepoDto {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/repos",
+    tag = "admin",
+    params(AdminListQuery),
+    responses((status = 200, description = "OK", body = Vec<AdminRepoDto>))
+)]
 async fn list_admin_repos(
     State(state): State<AppState>,
     _internal: Internal,
@@ -84,6 +96,13 @@ async fn list_admin_repos(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/repos/{id}",
+    tag = "admin",
+    params(("id" = Uuid, Path, description = "Repository id")),
+    responses((status = 200, description = "OK", body = AdminRepoDto))
+)]
 async fn get_admin_repo(
     State(state): State<AppState>,
     _internal: Internal,
@@ -128,6 +147,13 @@ async fn get_admin_repo(
     Ok(JsonOut(AdminRepoDto::new(repo, &state, Some(storage))))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/repos/{id}/archive",
+    tag = "admin",
+    params(("id" = Uuid, Path, description = "Repository id")),
+    responses((status = 200, description = "Archived", body = RepoDto))
+)]
 async fn archive_admin_repo(
     State(state): State<AppState>,
     _internal: Internal,
@@ -141,6 +167,13 @@ async fn archive_admin_repo(
     Ok(JsonOut(RepoDto::new(archived, &state.config)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/events",
+    tag = "admin",
+    params(EventQuery),
+    responses((status = 200, description = "OK", body = Vec<EventDto>))
+)]
 async fn list_admin_events(
     State(state): State<AppState>,
     _internal: Internal,

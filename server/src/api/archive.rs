@@ -9,8 +9,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use gitcore::read::{self, archive::Format};
 use uuid::Uuid;
 
@@ -19,10 +17,12 @@ use super::error::ApiError;
 use super::extract::Path;
 use crate::auth::Caller;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/repos/{org_id}/{repo}/archive/{*spec}", get(get_archive))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_archive))
 }
 
 fn split(spec: &str) -> Result<(&str, Format, &'static str), ApiError> {
@@ -43,6 +43,12 @@ fn split(spec: &str) -> Result<(&str, Format, &'static str), ApiError> {
     )))
 }
 
+#[utoipa::path(
+    get,
+    path = "/repos/{org_id}/{repo}/archive/{*spec}",
+    tag = "git",
+    responses((status = 200, description = "`{ref}.tar.gz`, `{ref}.tgz`, `{ref}.tar` or `{ref}.zip`, streamed", content((String = "application/gzip"), (String = "application/x-tar"), (String = "application/zip"))))
+)]
 async fn get_archive(
     State(state): State<AppState>,
     caller: Caller,

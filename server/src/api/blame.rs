@@ -3,8 +3,7 @@
 //! commit's version of the file, and under which path (renames are followed).
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json as JsonOut, Router};
+use axum::Json as JsonOut;
 use gitcore::read;
 use serde::Serialize;
 use uuid::Uuid;
@@ -15,13 +14,15 @@ use super::extract::Path;
 use super::git_data::{with_repo, CommitDto};
 use crate::auth::Caller;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/repos/{org_id}/{repo}/blame/{ref}/{*path}", get(get_blame))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_blame))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct RangeDto {
     start_line: u32,
@@ -32,7 +33,7 @@ struct RangeDto {
     commit: CommitDto,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct BlameDto {
     commit_sha: String,
@@ -40,6 +41,12 @@ struct BlameDto {
     ranges: Vec<RangeDto>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/repos/{org_id}/{repo}/blame/{ref}/{*path}",
+    tag = "git",
+    responses((status = 200, description = "OK", body = BlameDto))
+)]
 async fn get_blame(
     State(state): State<AppState>,
     caller: Caller,

@@ -2,8 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json as JsonOut, Router};
+use axum::Json as JsonOut;
 use chrono::{DateTime, Utc};
 use sea_orm::TransactionTrait;
 use serde::{Deserialize, Serialize};
@@ -17,21 +16,17 @@ use super::page::page;
 use crate::auth::Caller;
 use crate::state::AppState;
 use crate::store::{self, audit::Actor, Role};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/repos/{org_id}/{repo}/collaborators",
-            get(list_collaborators),
-        )
-        .route(
-            "/repos/{org_id}/{repo}/collaborators/{user_id}",
-            axum::routing::put(put_collaborator).delete(delete_collaborator),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_collaborators))
+        .routes(routes!(put_collaborator, delete_collaborator))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct CollaboratorDto {
     user_id: Uuid,
@@ -49,12 +44,23 @@ impl From<entity::collaborator::Model> for CollaboratorDto {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
+    /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u64>,
+    /// Items to skip (default 0).
     offset: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/repos/{org_id}/{repo}/collaborators",
+    tag = "collaborators",
+    params(PageQuery),
+    responses((status = 200, description = "OK", body = Vec<CollaboratorDto>))
+)]
 async fn list_collaborators(
     State(state): State<AppState>,
     caller: Caller,
@@ -67,7 +73,7 @@ async fn list_collaborators(
     Ok(JsonOut(rows.into_iter().map(Into::into).collect()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum RoleIn {
     Owner,
@@ -75,12 +81,19 @@ enum RoleIn {
     Reader,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PutCollaborator {
     role: RoleIn,
 }
 
+#[utoipa::path(
+    put,
+    path = "/repos/{org_id}/{repo}/collaborators/{user_id}",
+    tag = "collaborators",
+    request_body = PutCollaborator,
+    responses((status = 200, description = "OK", body = CollaboratorDto))
+)]
 async fn put_collaborator(
     State(state): State<AppState>,
     caller: Caller,
@@ -124,6 +137,12 @@ async fn put_collaborator(
     Ok(JsonOut(row.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/repos/{org_id}/{repo}/collaborators/{user_id}",
+    tag = "collaborators",
+    responses((status = 204, description = "Deleted"))
+)]
 async fn delete_collaborator(
     State(state): State<AppState>,
     caller: Caller,

@@ -27,7 +27,7 @@ use crate::store::{self, audit::Actor};
 /// Most changes in one commit.
 const MAX_CHANGES: usize = 1000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum ActionIn {
     Create,
@@ -37,7 +37,7 @@ enum ActionIn {
     Chmod,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 enum EncodingIn {
     #[serde(rename = "utf-8")]
     Utf8,
@@ -45,7 +45,7 @@ enum EncodingIn {
     Base64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ChangeIn {
     action: ActionIn,
@@ -60,7 +60,7 @@ struct ChangeIn {
     executable: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AuthorIn {
     name: String,
@@ -68,7 +68,7 @@ struct AuthorIn {
 }
 
 /// The body of `POST …/commits`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct CreateCommit {
     branch: String,
@@ -174,6 +174,13 @@ struct Made {
 }
 
 /// `POST /repos/{o}/{r}/commits`.
+#[utoipa::path(
+    post,
+    path = "/repos/{org_id}/{repo}/commits",
+    tag = "git",
+    request_body = CreateCommit,
+    responses((status = 200, description = "Committed", body = super::git_data::CommitDto))
+)]
 pub(crate) async fn create_commit(
     State(state): State<AppState>,
     caller: Caller,

@@ -7,8 +7,7 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json as JsonOut, Router};
+use axum::Json as JsonOut;
 use gitcore::read;
 use gitcore::ObjectId;
 use serde::Serialize;
@@ -20,16 +19,18 @@ use super::extract::Path;
 use super::git_data::{accepts, files_patch_response, with_repo, CommitDto, FileDiffDto};
 use crate::auth::Caller;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Commits listed at most (the counts cover all of them).
 const MAX_COMMITS: usize = 250;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/repos/{org_id}/{repo}/compare/{*spec}", get(compare))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(compare))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct CompareDto {
     base_sha: String,
@@ -63,6 +64,13 @@ fn parse(spec: &str) -> Result<(String, String, bool), ApiError> {
     Ok((base.to_owned(), head.to_owned(), three))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "compare_refs",
+    path = "/repos/{org_id}/{repo}/compare/{*spec}",
+    tag = "git",
+    responses((status = 200, description = "`{base}...{head}` (from their merge base) or `{base}..{head}`: commits and per-file diff (JSON) or a patch (`Accept: text/x-diff`)", content((CompareDto = "application/json"), (String = "text/x-diff"))))
+)]
 async fn compare(
     State(state): State<AppState>,
     caller: Caller,

@@ -3,21 +3,22 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(get_discovery))
-        .route("/api", get(get_discovery))
-        .route("/health", get(get_health))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_discovery))
+        .routes(routes!(get_api))
+        .routes(routes!(get_health))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Discovery {
     api_version: &'static str,
@@ -25,6 +26,22 @@ struct Discovery {
     git_url_prefix: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api",
+    tag = "meta",
+    responses((status = 200, description = "Where the API and git live", body = Discovery))
+)]
+async fn get_api(state: State<AppState>) -> Json<Discovery> {
+    get_discovery(state).await
+}
+
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "meta",
+    responses((status = 200, description = "Where the API and git live", body = Discovery))
+)]
 async fn get_discovery(State(state): State<AppState>) -> Json<Discovery> {
     let base = &state.config.public_base_url;
     Json(Discovery {
@@ -34,19 +51,25 @@ async fn get_discovery(State(state): State<AppState>) -> Json<Discovery> {
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Health {
     status: &'static str,
     timestamp: chrono::DateTime<chrono::Utc>,
     checks: Checks,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Checks {
     database: &'static str,
     storage: &'static str,
 }
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "meta",
+    responses((status = 200, description = "Healthy", body = Health), (status = 503, description = "Degraded", body = Health))
+)]
 async fn get_health(State(state): State<AppState>) -> Response {
     let database_ok = matches!(
         tokio::time::timeout(std::time::Duration::from_secs(3), state.db.ping()).await,

@@ -1,8 +1,7 @@
 //! Audit events of a repository (owner only), and the shared event DTO.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json as JsonOut, Router};
+use axum::Json as JsonOut;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -14,14 +13,16 @@ use super::page::page;
 use crate::auth::Caller;
 use crate::state::AppState;
 use crate::store;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/repos/{org_id}/{repo}/events", get(list_events))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_events))
 }
 
 /// An audit event on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventDto {
     id: Uuid,
@@ -48,13 +49,17 @@ impl From<entity::audit_event::Model> for EventDto {
 }
 
 /// Query of event listings: `event_type` (or `eventType`), `since`, `until` (RFC 3339), paging.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventQuery {
     #[serde(alias = "eventType")]
     event_type: Option<String>,
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
+    /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u64>,
+    /// Items to skip (default 0).
     offset: Option<u64>,
 }
 
@@ -78,6 +83,13 @@ impl EventQuery {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/repos/{org_id}/{repo}/events",
+    tag = "events",
+    params(EventQuery),
+    responses((status = 200, description = "OK", body = Vec<EventDto>))
+)]
 async fn list_events(
     State(state): State<AppState>,
     caller: Caller,

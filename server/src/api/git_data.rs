@@ -11,8 +11,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json as JsonOut, Router};
+use axum::Json as JsonOut;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use entity::repository;
@@ -29,31 +28,27 @@ use super::page::page;
 use crate::auth::Caller;
 use crate::state::AppState;
 use crate::store::{self, audit::Actor};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/repos/{org_id}/{repo}/branches",
-            get(list_branches).post(create_branch),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_branches, create_branch))
+        .routes(routes!(get_branch, delete_branch))
+        // PUT is only `{branch}/protection`, documented by `protection::Docs`.
         .route(
             "/repos/{org_id}/{repo}/branches/{*branch}",
-            get(get_branch)
-                .delete(delete_branch)
-                .put(put_branch_protection),
+            axum::routing::put(put_branch_protection),
         )
-        .route(
-            "/repos/{org_id}/{repo}/commits",
-            get(list_commits).post(super::commits::create_commit),
-        )
-        .route("/repos/{org_id}/{repo}/commits/{sha}", get(get_commit))
-        .route("/repos/{org_id}/{repo}/commits/{sha}/diff", get(get_diff))
-        .route("/repos/{org_id}/{repo}/tree/{ref}", get(get_tree_root))
-        .route("/repos/{org_id}/{repo}/tree/{ref}/", get(get_tree_root))
-        .route("/repos/{org_id}/{repo}/tree/{ref}/{*path}", get(get_tree))
-        .route("/repos/{org_id}/{repo}/blob/{ref}/{*path}", get(get_blob))
-        .route("/repos/{org_id}/{repo}/tags", get(list_tags))
+        .routes(routes!(list_commits, super::commits::create_commit))
+        .routes(routes!(get_commit))
+        .routes(routes!(get_diff))
+        .routes(routes!(get_tree_root))
+        .routes(routes!(get_tree_root_slash))
+        .routes(routes!(get_tree))
+        .routes(routes!(get_blob))
+        .routes(routes!(list_tags))
 }
 
 impl From<read::Error> for ApiError {
@@ -131,7 +126,7 @@ where
 }
 
 /// A person and a moment.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct SignatureDto {
     name: String,
@@ -149,7 +144,7 @@ impl From<read::Signature> for SignatureDto {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct BranchDto {
     name: String,
@@ -167,7 +162,7 @@ impl From<read::branches::Branch> for BranchDto {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CommitDto {
     sha: String,
@@ -189,7 +184,7 @@ impl From<read::commit::Commit> for CommitDto {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct FileDiffDto {
     path: String,
@@ -215,7 +210,7 @@ impl From<read::diff::FileDiff> for FileDiffDto {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TreeEntryDto {
     name: String,
@@ -227,7 +222,7 @@ struct TreeEntryDto {
     size: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct BlobDto {
     path: String,
@@ -237,7 +232,7 @@ struct BlobDto {
     content: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TagDto {
     name: String,
@@ -261,10 +256,14 @@ impl From<read::tags::Tag> for TagDto {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PageQuery {
+    /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub(crate) limit: Option<u64>,
+    /// Items to skip (default 0).
     pub(crate) offset: Option<u64>,
 }
 
@@ -275,6 +274,13 @@ fn paged<T>(items: Vec<T>, limit: u64, offset: u64) -> Vec<T> {
     items.into_iter().skip(offset).take(limit).collect()
 }
 
+#[utoipa::path(
+    get,
+    path = "/repos/{org_id}/{repo}/branches",
+    tag = "git",
+    params(PageQuery),
+    responses((status = 200, description = "OK", body = Vec<BranchDto>))
+)]
 async fn list_branches(
     State(state): State<AppState>,
     caller: Caller,
@@ -292,6 +298,12 @@ async fn list_branches(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/repos/{org_id}/{repo}/branches/{*branch}",
+    tag = "git",
+    responses((status = 200, description = "The branch (or, for `{branch}/protection`, its ProtectionDto)", body = BranchDto))
+)]
 async fn get_branch(
     State(state): State<AppState>,
     caller: Caller,
@@ -337,7 +349,7 @@ async fn get_branch_itself(
     Ok(JsonOut(b.into()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateBranch {
     name: String,
@@ -345,6 +357,13 @@ struct CreateBranch {
     from: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/repos/{org_id}/{repo}/branches",
+    tag = "git",
+    request_body = CreateBranch,
+    responses((status = 200, description = "Created", body = BranchDto))
+)]
 async fn create_branch(
     State(state): State<AppState>,
     caller: Caller,
@@ -402,6 +421,12 @@ async fn create_branch(
     Ok(JsonOut(created.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/repos/{org_id}/{repo}/branches/{*branch}",
+    tag = "git",
+    responses((status = 204, description = "Deleted"))
+)]
 async fn delete_branch(
     State(state): State<AppState>,
     caller: Caller,
@@ -464,16 +489,27 @@ async fn delete_branch(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 struct CommitsQuery {
     #[serde(rename = "ref")]
     reference: Option<String>,
     path: Option<String>,
+    /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u64>,
+    /// Items to skip (default 0).
     offset: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/repos/{org_id}/{repo}/commits",
+    tag = "git",
+    params(CommitsQuery),
+    responses((status = 200, description = "OK", body = Vec<CommitDto>))
+)]
 async fn list_commits(
     State(state): State<AppState>,
     caller: Caller,
@@ -504,6 +540,12 @@ async fn list_commits(
     Ok(JsonOut(commits.into_iter().map(Into::into).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/repos/{org_id}/{repo}/commits/{sha}",
+    tag = "git",
+    responses((status = 200, description = "OK", body = CommitDto))
+)]
 async fn get_commit(
     State(state): State<AppState>,
     caller: Caller,
@@ -543,6 +585,12 @@ pub(crate) fn files_patch_response(files: &[read::diff::FileDiff]) -> Response {
     patch_response(files.iter().flat_map(|f| f.patch.iter().copied()).collect())
 }
 
+#[utoipa::path(
+    get,
+    path = "/repos/{org_id}/{repo}/commits/{sha}/diff",
+    tag = "git",
+    responses((status = 200, description = "Per-file diff (JSON) or a patch (`Accept: text/x-diff`)", content((Vec<FileDiffDto> = "application/json"), (String = "text/x-diff"))))
+)]
 async fn get_diff(
     State(state): State<AppState>,
     caller: Caller,
@@ -558,6 +606,12 @@ async fn get_diff(
     Ok(JsonOut(files).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/repos/{org_id}/{repo}/tree/{ref}",
+    tag = "git",
+    responses((status = 200, description = "OK", body = Vec<TreeEntryDto>))
+)]
 async fn get_tree_root(
     State(state): State<AppState>,
     caller: Caller,
@@ -566,6 +620,26 @@ async fn get_tree_root(
     tree(state, caller, org_id, name, reference, String::new()).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/repos/{org_id}/{repo}/tree/{ref}/",
+    tag = "git",
+    responses((status = 200, description = "OK", body = Vec<TreeEntryDto>))
+)]
+async fn get_tree_root_slash(
+    state: State<AppState>,
+    caller: Caller,
+    path: Path<(Uuid, String, String)>,
+) -> Result<JsonOut<Vec<TreeEntryDto>>, ApiError> {
+    get_tree_root(state, caller, path).await
+}
+
+#[utoipa::path(
+    get,
+    path = "/repos/{org_id}/{repo}/tree/{ref}/{*path}",
+    tag = "git",
+    responses((status = 200, description = "OK", body = Vec<TreeEntryDto>))
+)]
 async fn get_tree(
     State(state): State<AppState>,
     caller: Caller,
@@ -604,6 +678,12 @@ async fn tree(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/repos/{org_id}/{repo}/blob/{ref}/{*path}",
+    tag = "git",
+    responses((status = 200, description = "The file (JSON) or its bytes (`Accept: application/octet-stream`)", content((BlobDto = "application/json"), (String = "application/octet-stream"))))
+)]
 async fn get_blob(
     State(state): State<AppState>,
     caller: Caller,
@@ -647,6 +727,13 @@ async fn get_blob(
     .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/repos/{org_id}/{repo}/tags",
+    tag = "git",
+    params(PageQuery),
+    responses((status = 200, description = "OK", body = Vec<TagDto>))
+)]
 async fn list_tags(
     State(state): State<AppState>,
     caller: Caller,

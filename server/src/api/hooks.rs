@@ -7,8 +7,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json as JsonOut, Router};
+use axum::Json as JsonOut;
 use chrono::{DateTime, Utc};
 use sea_orm::TransactionTrait;
 use serde::{Deserialize, Serialize};
@@ -21,30 +20,20 @@ use super::page::page;
 use crate::auth::Caller;
 use crate::state::AppState;
 use crate::store::hooks::{self, HookPatch, NewHook, EVENTS};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/repos/{org_id}/{repo}/hooks",
-            get(list_hooks).post(create_hook),
-        )
-        .route(
-            "/repos/{org_id}/{repo}/hooks/{id}",
-            get(get_hook).patch(update_hook).delete(delete_hook),
-        )
-        .route(
-            "/repos/{org_id}/{repo}/hooks/{id}/deliveries",
-            get(list_deliveries),
-        )
-        .route(
-            "/repos/{org_id}/{repo}/hooks/{id}/deliveries/{delivery_id}/redeliver",
-            post(redeliver),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_hooks, create_hook))
+        .routes(routes!(get_hook, update_hook, delete_hook))
+        .routes(routes!(list_deliveries))
+        .routes(routes!(redeliver))
 }
 
 /// A webhook as the API shows it (never its secret).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HookDto {
     id: Uuid,
@@ -81,7 +70,7 @@ impl From<entity::webhook::Model> for HookDto {
 }
 
 /// One delivery.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryDto {
     id: Uuid,
@@ -119,7 +108,7 @@ impl From<entity::webhook_delivery::Model> for DeliveryDto {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateHook {
     url: String,
@@ -131,7 +120,7 @@ struct CreateHook {
     active: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PatchHook {
     #[serde(default)]
@@ -195,12 +184,22 @@ fn check_secret(secret: Option<String>) -> Result<Option<String>, ApiError> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
+    /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u64>,
+    /// Items to skip (default 0).
     offset: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/repos/{org_id}/{repo}/hooks",
+    tag = "webhooks",
+    responses((status = 200, description = "OK", body = Vec<HookDto>))
+)]
 async fn list_hooks(
     State(state): State<AppState>,
     caller: Caller,
@@ -211,6 +210,13 @@ async fn list_hooks(
     Ok(JsonOut(rows.into_iter().map(Into::into).collect()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/repos/{org_id}/{repo}/hooks",
+    tag = "webhooks",
+    request_body = CreateHook,
+    responses((status = 200, description = "Created", body = HookDto))
+)]
 async fn create_hook(
     State(state): State<AppState>,
     caller: Caller,
@@ -244,6 +250,12 @@ async fn load_hook(
         .ok_or_else(not_found)
 }
 
+#[utoipa::path(
+    get,
+    path = "/repos/{org_id}/{repo}/hooks/{id}",
+    tag = "webhooks",
+    responses((status = 200, description = "OK", body = HookDto))
+)]
 async fn get_hook(
     State(state): State<AppState>,
     caller: Caller,
@@ -254,6 +266,13 @@ async fn get_hook(
     ))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/repos/{org_id}/{repo}/hooks/{id}",
+    tag = "webhooks",
+    request_body = PatchHook,
+    responses((status = 200, description = "OK", body = HookDto))
+)]
 async fn update_hook(
     State(state): State<AppState>,
     caller: Caller,
@@ -274,6 +293,12 @@ async fn update_hook(
     Ok(JsonOut(row.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/repos/{org_id}/{repo}/hooks/{id}",
+    tag = "webhooks",
+    responses((status = 204, description = "Deleted"))
+)]
 async fn delete_hook(
     State(state): State<AppState>,
     caller: Caller,
@@ -284,6 +309,13 @@ async fn delete_hook(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/repos/{org_id}/{repo}/hooks/{id}/deliveries",
+    tag = "webhooks",
+    params(PageQuery),
+    responses((status = 200, description = "OK", body = Vec<DeliveryDto>))
+)]
 async fn list_deliveries(
     State(state): State<AppState>,
     caller: Caller,
@@ -296,6 +328,12 @@ async fn list_deliveries(
     Ok(JsonOut(rows.into_iter().map(Into::into).collect()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/repos/{org_id}/{repo}/hooks/{id}/deliveries/{delivery_id}/redeliver",
+    tag = "webhooks",
+    responses((status = 200, description = "Queued again", body = DeliveryDto))
+)]
 async fn redeliver(
     State(state): State<AppState>,
     caller: Caller,

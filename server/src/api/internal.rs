@@ -1,8 +1,7 @@
 //! Internal routes (`X-Internal-Token`): auto-creation of repositories by the platform.
 
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json as JsonOut, Router};
+use axum::Json as JsonOut;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -12,13 +11,15 @@ use super::repos::{create_repository, NewRepo, RepoDto, Visibility};
 use crate::auth::Internal;
 use crate::state::AppState;
 use crate::store::{self, audit::Actor};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/internal/repos", post(create_internal_repo))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_internal_repo))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct InternalCreate {
     org_id: Uuid,
@@ -32,6 +33,13 @@ struct InternalCreate {
 
 /// Idempotent for the same org, name and owner: the existing repository is returned. The same
 /// name with another owner is a conflict.
+#[utoipa::path(
+    post,
+    path = "/internal/repos",
+    tag = "internal",
+    request_body = InternalCreate,
+    responses((status = 200, description = "Created", body = RepoDto))
+)]
 async fn create_internal_repo(
     State(state): State<AppState>,
     _internal: Internal,

@@ -2,8 +2,7 @@
 //! `GET /admin/jobs/{id}`, `POST /admin/jobs/{id}/retry`.
 
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json as JsonOut, Router};
+use axum::Json as JsonOut;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -14,18 +13,20 @@ use super::page::page;
 use crate::auth::Internal;
 use crate::state::AppState;
 use crate::store::jobs::{self, Filter, Kind, RetryOutcome, STATES};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/jobs", get(list_jobs))
-        .route("/admin/jobs/failed", get(list_failed_jobs))
-        .route("/admin/jobs/{id}", get(get_job))
-        .route("/admin/jobs/{id}/retry", post(retry_job))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_jobs))
+        .routes(routes!(list_failed_jobs))
+        .routes(routes!(get_job))
+        .routes(routes!(retry_job))
 }
 
 /// A job as operators see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobDto {
     id: Uuid,
@@ -69,13 +70,17 @@ impl From<entity::job::Model> for JobDto {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 struct JobsQuery {
     state: Option<String>,
     kind: Option<String>,
     repo_id: Option<Uuid>,
+    /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u64>,
+    /// Items to skip (default 0).
     offset: Option<u64>,
 }
 
@@ -104,6 +109,13 @@ async fn list(state: &AppState, q: JobsQuery) -> Result<JsonOut<Vec<JobDto>>, Ap
     Ok(JsonOut(rows.into_iter().map(Into::into).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/jobs",
+    tag = "admin",
+    params(JobsQuery),
+    responses((status = 200, description = "OK", body = Vec<JobDto>))
+)]
 async fn list_jobs(
     State(state): State<AppState>,
     _internal: Internal,
@@ -112,6 +124,13 @@ async fn list_jobs(
     list(&state, q).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/jobs/failed",
+    tag = "admin",
+    params(JobsQuery),
+    responses((status = 200, description = "OK", body = Vec<JobDto>))
+)]
 async fn list_failed_jobs(
     State(state): State<AppState>,
     _internal: Internal,
@@ -125,6 +144,12 @@ fn job_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id).map_err(|_| ApiError::not_found("job not found"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/jobs/{id}",
+    tag = "admin",
+    responses((status = 200, description = "OK", body = JobDto))
+)]
 async fn get_job(
     State(state): State<AppState>,
     _internal: Internal,
@@ -136,6 +161,12 @@ async fn get_job(
     Ok(JsonOut(job.into()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/jobs/{id}/retry",
+    tag = "admin",
+    responses((status = 200, description = "Queued again", body = JobDto))
+)]
 async fn retry_job(
     State(state): State<AppState>,
     _internal: Internal,

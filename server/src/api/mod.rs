@@ -18,6 +18,7 @@ pub mod git_data;
 pub mod hooks;
 pub mod internal;
 pub mod jobs;
+pub mod openapi;
 pub mod page;
 pub mod protection;
 pub mod pulls;
@@ -26,13 +27,20 @@ pub mod repos;
 pub mod stream;
 
 use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
 
 /// The REST routes, unprefixed (the caller mounts them at `/` and `/v1`).
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    openapi_router().split_for_parts().0
+}
+
+/// Every REST route with its OpenAPI description (see [`openapi`]).
+pub fn openapi_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(discovery::router())
+        .merge(openapi::router())
         .merge(repos::router())
         .merge(collaborators::router())
         .merge(events::router())

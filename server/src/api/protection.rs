@@ -22,7 +22,7 @@ use crate::state::AppState;
 use crate::store::{self, audit::Actor, protection::Rule};
 
 /// A branch's protection as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProtectionDto {
     branch: String,
@@ -36,7 +36,7 @@ pub struct ProtectionDto {
 }
 
 /// The body of `PUT …/protection`; absent fields are `false`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PutProtection {
     #[serde(default)]
@@ -46,6 +46,43 @@ pub struct PutProtection {
     #[serde(default)]
     require_pull_request: bool,
 }
+
+/// The protection routes, described here: the branch routes' wildcard serves them (see the
+/// module docs), so they are not registered on their own.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(doc_get, doc_put, doc_delete))]
+pub struct Docs;
+
+#[utoipa::path(
+    get,
+    operation_id = "get_branch_protection",
+    path = "/repos/{org_id}/{repo}/branches/{branch}/protection",
+    tag = "git",
+    responses((status = 200, description = "The branch's protection", body = ProtectionDto))
+)]
+#[allow(dead_code)]
+fn doc_get() {}
+
+#[utoipa::path(
+    put,
+    operation_id = "put_branch_protection",
+    path = "/repos/{org_id}/{repo}/branches/{branch}/protection",
+    tag = "git",
+    request_body = PutProtection,
+    responses((status = 200, description = "The new protection", body = ProtectionDto))
+)]
+#[allow(dead_code)]
+fn doc_put() {}
+
+#[utoipa::path(
+    delete,
+    operation_id = "delete_branch_protection",
+    path = "/repos/{org_id}/{repo}/branches/{branch}/protection",
+    tag = "git",
+    responses((status = 204, description = "Removed (the default branch keeps its built-in rule)"))
+)]
+#[allow(dead_code)]
+fn doc_delete() {}
 
 fn dto(branch: &str, rule: Rule, is_default: bool, explicit: bool) -> ProtectionDto {
     ProtectionDto {

@@ -11,8 +11,7 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json as JsonOut, Router};
+use axum::Json as JsonOut;
 use chrono::{DateTime, Utc};
 use entity::{pull_request, repository};
 use gitcore::read;
@@ -34,35 +33,25 @@ use super::pulls_merge;
 use crate::auth::Caller;
 use crate::state::AppState;
 use crate::store::{self, audit::Actor, pulls};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes of this module and of [`super::pulls_merge`].
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/repos/{org_id}/{repo}/pulls", get(list).post(create))
-        .route(
-            "/repos/{org_id}/{repo}/pulls/{id}",
-            get(get_one).patch(patch),
-        )
-        .route("/repos/{org_id}/{repo}/pulls/{id}/close", post(close))
-        .route("/repos/{org_id}/{repo}/pulls/{id}/reopen", post(reopen))
-        .route("/repos/{org_id}/{repo}/pulls/{id}/diff", get(diff))
-        .route("/repos/{org_id}/{repo}/pulls/{id}/commits", get(commits))
-        .route(
-            "/repos/{org_id}/{repo}/pulls/{id}/mergeability",
-            get(pulls_merge::mergeability),
-        )
-        .route(
-            "/repos/{org_id}/{repo}/pulls/{id}/conflicts",
-            get(pulls_merge::conflicts),
-        )
-        .route(
-            "/repos/{org_id}/{repo}/pulls/{id}/merge",
-            post(pulls_merge::merge),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, patch))
+        .routes(routes!(close))
+        .routes(routes!(reopen))
+        .routes(routes!(diff))
+        .routes(routes!(commits))
+        .routes(routes!(pulls_merge::mergeability))
+        .routes(routes!(pulls_merge::conflicts))
+        .routes(routes!(pulls_merge::merge))
 }
 
 /// A pull request on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PullDto {
     id: Uuid,
@@ -163,14 +152,26 @@ fn actor(user_id: Uuid) -> Actor {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 struct ListQuery {
     status: Option<String>,
+    /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u64>,
+    /// Items to skip (default 0).
     offset: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "list_pulls",
+    path = "/repos/{org_id}/{repo}/pulls",
+    tag = "pulls",
+    params(ListQuery),
+    responses((status = 200, description = "OK", body = Vec<PullDto>))
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -194,6 +195,13 @@ async fn list(
     Ok(JsonOut(rows.into_iter().map(Into::into).collect()))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "get_pull",
+    path = "/repos/{org_id}/{repo}/pulls/{id}",
+    tag = "pulls",
+    responses((status = 200, description = "OK", body = PullDto))
+)]
 async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
@@ -234,7 +242,7 @@ fn validate_branch(field: &str, name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreatePull {
     source_branch: String,
@@ -246,6 +254,14 @@ struct CreatePull {
 /// How many times an insert is retried when a concurrent one took the same number.
 const NUMBER_ATTEMPTS: usize = 8;
 
+#[utoipa::path(
+    post,
+    operation_id = "create_pull",
+    path = "/repos/{org_id}/{repo}/pulls",
+    tag = "pulls",
+    request_body = CreatePull,
+    responses((status = 200, description = "Created", body = PullDto))
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -375,13 +391,21 @@ pub(crate) async fn publish_head(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PatchPull {
     title: Option<String>,
     description: Option<String>,
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "update_pull",
+    path = "/repos/{org_id}/{repo}/pulls/{id}",
+    tag = "pulls",
+    request_body = PatchPull,
+    responses((status = 200, description = "OK", body = PullDto))
+)]
 async fn patch(
     State(state): State<AppState>,
     caller: Caller,
@@ -438,6 +462,13 @@ async fn patch(
     Ok(JsonOut(updated.into()))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "close_pull",
+    path = "/repos/{org_id}/{repo}/pulls/{id}/close",
+    tag = "pulls",
+    responses((status = 200, description = "OK", body = PullDto))
+)]
 async fn close(
     State(state): State<AppState>,
     caller: Caller,
@@ -459,6 +490,13 @@ async fn close(
         .map(JsonOut)
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "reopen_pull",
+    path = "/repos/{org_id}/{repo}/pulls/{id}/reopen",
+    tag = "pulls",
+    responses((status = 200, description = "OK", body = PullDto))
+)]
 async fn reopen(
     State(state): State<AppState>,
     caller: Caller,
@@ -581,6 +619,13 @@ pub(crate) fn tips(
     Ok((tip(&pr.target_branch)?, tip(&pr.source_branch)?))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "get_pull_diff",
+    path = "/repos/{org_id}/{repo}/pulls/{id}/diff",
+    tag = "pulls",
+    responses((status = 200, description = "Per-file diff (JSON) or a patch (`Accept: text/x-diff`)", content((Vec<FileDiffDto> = "application/json"), (String = "text/x-diff"))))
+)]
 async fn diff(
     State(state): State<AppState>,
     caller: Caller,
@@ -616,6 +661,14 @@ async fn diff(
     Ok(JsonOut(files).into_response())
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "list_pull_commits",
+    path = "/repos/{org_id}/{repo}/pulls/{id}/commits",
+    tag = "pulls",
+    params(PageQuery),
+    responses((status = 200, description = "OK", body = Vec<CommitDto>))
+)]
 async fn commits(
     State(state): State<AppState>,
     caller: Caller,

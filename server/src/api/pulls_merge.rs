@@ -58,7 +58,7 @@ async fn analysis(
     Ok(a)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct MergeabilityDto {
     mergeable: bool,
@@ -70,7 +70,7 @@ pub(crate) struct MergeabilityDto {
     base_sha: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ConflictDto {
     path: String,
     kind: &'static str,
@@ -103,6 +103,13 @@ async fn current(
     Ok((target, source, a))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "get_pull_mergeability",
+    path = "/repos/{org_id}/{repo}/pulls/{id}/mergeability",
+    tag = "pulls",
+    responses((status = 200, description = "OK", body = MergeabilityDto))
+)]
 pub(crate) async fn mergeability(
     State(state): State<AppState>,
     caller: Caller,
@@ -137,11 +144,18 @@ pub(crate) async fn mergeability(
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ConflictsDto {
     conflicts: Vec<ConflictDto>,
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "get_pull_conflicts",
+    path = "/repos/{org_id}/{repo}/pulls/{id}/conflicts",
+    tag = "pulls",
+    responses((status = 200, description = "OK", body = ConflictsDto))
+)]
 pub(crate) async fn conflicts(
     State(state): State<AppState>,
     caller: Caller,
@@ -156,7 +170,7 @@ pub(crate) async fn conflicts(
     Ok(JsonOut(ConflictsDto { conflicts }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct MergeBody {
     strategy: Option<String>,
@@ -242,6 +256,14 @@ fn refusal(r: strategy::Refusal, pr: &pull_request::Model) -> ApiError {
 /// How many times a merge is computed when pushes move the target under it (once more).
 const MERGE_ATTEMPTS: usize = 2;
 
+#[utoipa::path(
+    post,
+    operation_id = "merge_pull",
+    path = "/repos/{org_id}/{repo}/pulls/{id}/merge",
+    tag = "pulls",
+    request_body = MergeBody,
+    responses((status = 200, description = "Merged", body = super::pulls::PullDto))
+)]
 pub(crate) async fn merge(
     State(state): State<AppState>,
     caller: Caller,

@@ -2,8 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json as JsonOut, Router};
+use axum::Json as JsonOut;
 use chrono::{DateTime, Utc};
 use entity::repository;
 use sea_orm::{
@@ -21,20 +20,19 @@ use crate::auth::{Access, Caller};
 use crate::config::Config;
 use crate::state::AppState;
 use crate::store::{self, audit::Actor, Role};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/repos", get(list_repos).post(create_repo))
-        .route(
-            "/repos/{org_id}/{repo}",
-            get(get_repo).patch(update_repo).delete(delete_repo),
-        )
-        .route("/repos/{org_id}/{repo}/archive", post(archive_repo))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_repos, create_repo))
+        .routes(routes!(get_repo, update_repo, delete_repo))
+        .routes(routes!(archive_repo))
 }
 
 /// The repository object of the API.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RepoDto {
     id: Uuid,
@@ -72,7 +70,7 @@ impl RepoDto {
 }
 
 /// `public` or `private`.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
     /// Anyone may read.
@@ -263,14 +261,25 @@ fn unique_as_taken(name: &str) -> impl FnOnce(sea_orm::DbErr) -> ApiError + '_ {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 struct ListQuery {
     org_id: Option<Uuid>,
+    /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u64>,
+    /// Items to skip (default 0).
     offset: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/repos",
+    tag = "repos",
+    params(ListQuery),
+    responses((status = 200, description = "OK", body = Vec<RepoDto>))
+)]
 async fn list_repos(
     State(state): State<AppState>,
     caller: Caller,
@@ -299,7 +308,7 @@ async fn list_repos(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateRepo {
     org_id: Uuid,
@@ -310,6 +319,13 @@ struct CreateRepo {
     default_branch: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/repos",
+    tag = "repos",
+    request_body = CreateRepo,
+    responses((status = 200, description = "Created", body = RepoDto))
+)]
 async fn create_repo(
     State(state): State<AppState>,
     caller: Caller,
@@ -341,6 +357,12 @@ async fn create_repo(
     Ok(JsonOut(RepoDto::new(created, &state.config)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/repos/{org_id}/{repo}",
+    tag = "repos",
+    responses((status = 200, description = "OK", body = RepoDto))
+)]
 async fn get_repo(
     State(state): State<AppState>,
     caller: Caller,
@@ -357,7 +379,7 @@ fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct UpdateRepo {
     name: Option<String>,
@@ -369,6 +391,13 @@ struct UpdateRepo {
     archived: Option<bool>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/repos/{org_id}/{repo}",
+    tag = "repos",
+    request_body = UpdateRepo,
+    responses((status = 200, description = "OK", body = RepoDto))
+)]
 async fn update_repo(
     State(state): State<AppState>,
     caller: Caller,
@@ -489,6 +518,12 @@ async fn update_repo(
     Ok(JsonOut(RepoDto::new(updated, &state.config)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/repos/{org_id}/{repo}",
+    tag = "repos",
+    responses((status = 204, description = "Deleted"))
+)]
 async fn delete_repo(
     State(state): State<AppState>,
     caller: Caller,
@@ -526,6 +561,12 @@ async fn soft_delete(
     Ok(())
 }
 
+#[utoipa::path(
+    post,
+    path = "/repos/{org_id}/{repo}/archive",
+    tag = "repos",
+    responses((status = 200, description = "Archived", body = RepoDto))
+)]
 async fn archive_repo(
     State(state): State<AppState>,
     caller: Caller,

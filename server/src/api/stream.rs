@@ -15,8 +15,6 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
 use uuid::Uuid;
@@ -28,6 +26,8 @@ use super::extract::Path;
 use crate::auth::{Caller, Internal};
 use crate::state::AppState;
 use crate::store;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// How often the audit table is read.
 const POLL: Duration = Duration::from_millis(500);
@@ -37,10 +37,10 @@ const LOOK_BACK: Duration = Duration::from_secs(5);
 const BATCH: u64 = 200;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/repos/{org_id}/{repo}/events/stream", get(repo_stream))
-        .route("/admin/events/stream", get(admin_stream))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(repo_stream))
+        .routes(routes!(admin_stream))
 }
 
 struct Cursor {
@@ -159,6 +159,12 @@ fn sse(cursor: Cursor) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/repos/{org_id}/{repo}/events/stream",
+    tag = "events",
+    responses((status = 200, description = "Server-sent events: `id`, `event` (the event type), `data` (the event JSON); resume with `Last-Event-ID`", body = String, content_type = "text/event-stream"))
+)]
 async fn repo_stream(
     State(state): State<AppState>,
     caller: Caller,
@@ -169,6 +175,12 @@ async fn repo_stream(
     Ok(sse(start(&state, Some(a.repo.id), &headers).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/events/stream",
+    tag = "admin",
+    responses((status = 200, description = "Server-sent events of every repository", body = String, content_type = "text/event-stream"))
+)]
 async fn admin_stream(
     State(state): State<AppState>,
     _internal: Internal,
