@@ -3,13 +3,9 @@
 //! ref (`! [remote rejected] main (…)`).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::{BinaryHeap, HashMap};
 
 use gix::ObjectId;
-
-/// How much older than the old tip a commit may be before a walk looking for that tip gives up:
-/// commit dates are not ordered by ancestry, so this allows for clock skew between committers.
-const CLOCK_SKEW_SECS: i64 = 24 * 3600;
 
 /// The rule of one branch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,37 +23,54 @@ pub struct BranchRule {
 /// Reads a commit's parents and committer time, from the quarantine and the repository.
 pub type FindCommit<'a> = dyn Fn(&ObjectId) -> Option<(Vec<ObjectId>, i64)> + 'a;
 
-/// Whether `old` is an ancestor of `new` (or equal): a newest-first walk from `new` that stops
-/// at `old`, or once every commit left is more than a day older than `old`.
+/// Whether `old` is an ancestor of `new` (or equal).
+///
+/// Commit dates say nothing certain about ancestry (a client with a slow clock commits on top of
+/// a server-made merge "before" it), so no date cuts the walk short. It is git's paint-down
+/// instead: commits reachable from `old` are painted `OLD`, those reachable from `new` `NEW`,
+/// newest first. `old` painted `NEW` answers yes; once every commit still queued is painted
+/// `OLD` (an ancestor of `old`, which cannot lead back to it), no.
 pub fn is_ancestor(find: &FindCommit<'_>, old: ObjectId, new: ObjectId) -> bool {
+    const OLD: u8 = 1;
+    const NEW: u8 = 2;
     if old == new {
         return true;
     }
-    let Some((_, old_time)) = find(&old) else {
-        return false;
-    };
-    let mut seen = HashSet::new();
+    let mut flags: HashMap<ObjectId, u8> = HashMap::new();
     let mut queue: BinaryHeap<(i64, Reverse<ObjectId>)> = BinaryHeap::new();
-    if let Some((_, t)) = find(&new) {
-        queue.push((t, Reverse(new)));
-        seen.insert(new);
-    }
-    while let Some((time, Reverse(id))) = queue.pop() {
-        if id == old {
-            return true;
+    let paint = |id: ObjectId,
+                 add: u8,
+                 flags: &mut HashMap<ObjectId, u8>,
+                 queue: &mut BinaryHeap<(i64, Reverse<ObjectId>)>| {
+        let f = flags.entry(id).or_insert(0);
+        if *f & add != add {
+            *f |= add;
+            if let Some((_, t)) = find(&id) {
+                queue.push((t, Reverse(id)));
+            }
         }
-        if time < old_time - CLOCK_SKEW_SECS {
-            return false;
+    };
+    paint(old, OLD, &mut flags, &mut queue);
+    paint(new, NEW, &mut flags, &mut queue);
+    while let Some((_, Reverse(id))) = queue.pop() {
+        let f = flags.get(&id).copied().unwrap_or(0);
+        if id == old && f & NEW != 0 {
+            return true;
         }
         let Some((parents, _)) = find(&id) else {
             continue;
         };
         for p in parents {
-            if seen.insert(p) {
-                if let Some((_, t)) = find(&p) {
-                    queue.push((t, Reverse(p)));
-                }
+            if p == old && f & NEW != 0 {
+                return true;
             }
+            paint(p, f, &mut flags, &mut queue);
+        }
+        let only_old_left = queue
+            .iter()
+            .all(|(_, Reverse(q))| flags.get(q).is_some_and(|f| f & OLD != 0));
+        if only_old_left {
+            return false;
         }
     }
     false
@@ -160,6 +173,29 @@ mod tests {
             check(&rules, &find, "refs/heads/main", zero, id(&side)).is_ok(),
             "a create"
         );
+        // A child dated years before its parent (a client with a wrong clock committing on top
+        // of a server-made merge) is still a fast-forward.
+        git(dir, &["checkout", "-q", "main"]);
+        crate::read::testutil::git_at(
+            dir,
+            &["commit", "-q", "--allow-empty", "-m", "late"],
+            "1900000000 +0000",
+        );
+        let late = git(dir, &["rev-parse", "HEAD"]).trim().to_owned();
+        crate::read::testutil::git_at(
+            dir,
+            &["commit", "-q", "--allow-empty", "-m", "early"],
+            "1000000000 +0000",
+        );
+        let early = git(dir, &["rev-parse", "HEAD"]).trim().to_owned();
+        let repo = crate::storage::open(&dir.join(".git")).expect("open");
+        let odb = repo.objects.clone().into_inner();
+        let find = commits_in(&odb);
+        assert!(is_ancestor(&find, id(&late), id(&early)));
+        assert!(is_ancestor(&find, id(&ids[0]), id(&early)));
+        assert!(!is_ancestor(&find, id(&early), id(&late)));
+        assert!(!is_ancestor(&find, id(&side), id(&early)));
+        assert!(check(&rules, &find, "refs/heads/main", id(&late), id(&early)).is_ok());
         let pr_only = vec![BranchRule {
             require_pull_request: true,
             ..rules[0].clone()

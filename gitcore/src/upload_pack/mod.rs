@@ -469,36 +469,41 @@ fn check_wants(
     if !tips.is_empty() {
         let need_trees = unknown.iter().any(|w| repo.find_commit(*w).is_err());
         // Only commits wanted: walk newest first and stop below the oldest of them (a day of
-        // slack for clock skew), instead of walking the whole history from every tip.
+        // slack), instead of walking the whole history from every tip.
         let oldest = unknown
             .iter()
             .filter_map(|w| repo.find_commit(*w).ok())
             .filter_map(|c| c.time().ok().map(|t| t.seconds))
             .min();
-        let sorting = match oldest {
-            Some(t) if !need_trees => gix::revision::walk::Sorting::ByCommitTimeCutoff {
+        // The cutoff is only a shortcut: dates do not follow ancestry (a commit made on a slow
+        // clock sits "before" its parent), so a want it misses gets a full walk before refusal.
+        let mut sortings = Vec::with_capacity(2);
+        if let (Some(t), false) = (oldest, need_trees) {
+            sortings.push(gix::revision::walk::Sorting::ByCommitTimeCutoff {
                 order: gix::traverse::commit::simple::CommitTimeOrder::NewestFirst,
                 seconds: t - 86_400,
-            },
-            _ => gix::revision::walk::Sorting::BreadthFirst,
-        };
-        let walk = repo
-            .rev_walk(tips)
-            .sorting(sorting)
-            .all()
-            .map_err(|e| Error::Pack(crate::pack::Error::Walk(e.into())))?;
+            });
+        }
+        sortings.push(gix::revision::walk::Sorting::BreadthFirst);
         let mut seen_trees: HashSet<ObjectId> = HashSet::new();
-        for info in walk {
-            let Ok(info) = info else { break };
-            unknown.retain(|w| *w != info.id);
-            if need_trees && !unknown.is_empty() {
-                // Trees and blobs (e.g. a partial clone fetching missing blobs): look inside.
-                if let Ok(tree) = repo.find_commit(info.id).and_then(|c| c.tree_id()) {
-                    reachable_in_tree(repo, tree.detach(), &mut seen_trees, &mut unknown);
+        for sorting in sortings {
+            let walk = repo
+                .rev_walk(tips.iter().copied())
+                .sorting(sorting)
+                .all()
+                .map_err(|e| Error::Pack(crate::pack::Error::Walk(e.into())))?;
+            for info in walk {
+                let Ok(info) = info else { break };
+                unknown.retain(|w| *w != info.id);
+                if need_trees && !unknown.is_empty() {
+                    // Trees and blobs (e.g. a partial clone fetching missing blobs): look inside.
+                    if let Ok(tree) = repo.find_commit(info.id).and_then(|c| c.tree_id()) {
+                        reachable_in_tree(repo, tree.detach(), &mut seen_trees, &mut unknown);
+                    }
                 }
-            }
-            if unknown.is_empty() {
-                return Ok(());
+                if unknown.is_empty() {
+                    return Ok(());
+                }
             }
         }
     }
@@ -727,4 +732,40 @@ fn fetch_v2<W: Write>(
         objects,
         command: "fetch".into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read::testutil::{git, git_at, init, open};
+
+    /// A want below a commit dated before it (a client with a slow clock) is still reachable.
+    #[test]
+    fn a_want_below_a_commit_with_a_skewed_date_is_reachable() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        init(dir);
+        git_at(
+            dir,
+            &["commit", "-q", "--allow-empty", "-m", "a"],
+            "1800000000 +0000",
+        );
+        let want = git(dir, &["rev-parse", "HEAD"]).trim().to_owned();
+        git_at(
+            dir,
+            &["commit", "-q", "--allow-empty", "-m", "b"],
+            "1900000000 +0000",
+        );
+        git_at(
+            dir,
+            &["commit", "-q", "--allow-empty", "-m", "slow"],
+            "1000000000 +0000",
+        );
+        let repo = open(dir);
+        let snapshot = Snapshot::read(&repo).expect("refs");
+        let want = ObjectId::from_hex(want.as_bytes()).expect("id");
+        assert!(check_wants(&repo, &snapshot, &[want]).is_ok());
+        let stranger = ObjectId::from_hex(b"1111111111111111111111111111111111111111").expect("id");
+        assert!(check_wants(&repo, &snapshot, &[stranger]).is_err());
+    }
 }

@@ -260,6 +260,11 @@ impl TestServer {
         }
     }
 
+    /// The process id of the spawned server (binary mode), to SIGKILL it from another task.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.0.id())
+    }
+
     /// Starts the spawned server again on the same port, data directory and database.
     pub async fn restart(&mut self) {
         self.kill();

@@ -9,6 +9,7 @@ mod cli;
 mod commits_api;
 mod common;
 mod compare;
+mod crash;
 mod git;
 mod git_abuse;
 mod git_data;
