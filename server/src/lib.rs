@@ -41,9 +41,15 @@ pub fn app(state: AppState) -> Router {
     let cors = cors_layer(state.config.cors_origins.as_deref());
     let body_limit = state.config.max_json_body_bytes;
     metrics::handle();
-    Router::new()
+    // A REST body that stalls is cut off like a git one (slow-loris bodies hold no task).
+    let rest = Router::new()
         .merge(routes.clone())
         .nest("/v1", routes)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            state.config.git_idle_timeout,
+        ));
+    Router::new()
+        .merge(rest)
         .merge(git_http::router())
         .route("/metrics", axum::routing::get(metrics::render))
         .fallback(unknown_route)

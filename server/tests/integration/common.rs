@@ -61,6 +61,10 @@ fn empty_path_dir(dir: &Path) -> PathBuf {
     p
 }
 
+/// In `Options::env` of a binary server: a file that receives its stderr (the log) instead of
+/// the test's.
+pub const STDERR_FILE: &str = "__ORBIT_TEST_STDERR_FILE";
+
 /// A spawned `orbit` process, killed on drop.
 struct Child(std::process::Child);
 
@@ -111,7 +115,17 @@ fn spawn_orbit(dir: &Path, env: &HashMap<String, String>, port: u16) -> Child {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit());
     for (k, v) in env {
-        cmd.env(k, v);
+        if k == STDERR_FILE {
+            // Not configuration: where the test wants the server's log.
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(v)
+                .expect("log file");
+            cmd.stderr(file);
+        } else {
+            cmd.env(k, v);
+        }
     }
     Child(cmd.spawn().expect("spawn orbit"))
 }

@@ -24,6 +24,7 @@ mod protection;
 mod pulls;
 mod repos;
 mod schemathesis;
+mod security;
 mod shallow;
 mod stream;
 mod tls;
