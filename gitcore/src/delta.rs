@@ -146,6 +146,9 @@ pub fn apply(source: &[u8], delta: &[u8]) -> Option<Vec<u8>> {
         loop {
             let b = *delta.get(*pos)?;
             *pos += 1;
+            if shift > 56 {
+                return None;
+            }
             n |= ((b & 0x7f) as usize) << shift;
             shift += 7;
             if b & 0x80 == 0 {
@@ -158,7 +161,8 @@ pub fn apply(source: &[u8], delta: &[u8]) -> Option<Vec<u8>> {
     if src_len != source.len() {
         return None;
     }
-    let mut out = Vec::with_capacity(tgt_len);
+    // The header's size is a claim, checked at the end: it only bounds the allocation.
+    let mut out = Vec::with_capacity(tgt_len.min(source.len() + delta.len()));
     while pos < delta.len() {
         let cmd = delta[pos];
         pos += 1;
@@ -180,12 +184,15 @@ pub fn apply(source: &[u8], delta: &[u8]) -> Option<Vec<u8>> {
             if size == 0 {
                 size = 0x10000;
             }
-            out.extend_from_slice(source.get(offset..offset + size)?);
+            out.extend_from_slice(source.get(offset..offset.checked_add(size)?)?);
         } else if cmd != 0 {
             let n = cmd as usize;
-            out.extend_from_slice(delta.get(pos..pos + n)?);
+            out.extend_from_slice(delta.get(pos..pos.checked_add(n)?)?);
             pos += n;
         } else {
+            return None;
+        }
+        if out.len() > tgt_len {
             return None;
         }
     }
@@ -195,6 +202,19 @@ pub fn apply(source: &[u8], delta: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `fuzz/` (delta): a header claiming a 1.7 TB target allocated it up front, and a
+    /// varint longer than 64 bits overflowed its shift.
+    #[test]
+    fn hostile_headers_are_refused_without_allocating() {
+        let mut delta = vec![0x00];
+        delta.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0x3f]);
+        delta.extend_from_slice(&[0x01, b'x']);
+        assert_eq!(apply(&[], &delta), None);
+        let long = [0xffu8; 12];
+        assert_eq!(apply(&[], &long), None);
+        assert_eq!(apply(b"abc", &[0x03, 0x01, 0x90, 0x00]), None);
+    }
 
     #[test]
     fn round_trips_edits() {
