@@ -18,6 +18,7 @@ mod merge;
 mod report;
 mod scenarios;
 mod servers;
+mod soak;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +54,7 @@ fn usage() -> String {
     format!(
         "usage: orbit-bench <scenario|all>... [--quick] [--json FILE] [--repo PATH] [--rounds N] [--orbit-bin PATH]\n\
          or:    orbit-bench corpus [--quick]   (generate the corpus only and print its path)\n\
+         or:    orbit-bench soak [--quick] [--secs N] [--clients N] [--repo PATH]   (load soak)\n\
          scenarios: {}",
         SCENARIOS.join(", ")
     )
@@ -322,6 +324,15 @@ fn main() -> ExitCode {
             }
         };
     }
+    if raw.get(1).map(String::as_str) == Some("soak") {
+        return match soak_main(&raw[2..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("orbit-bench soak: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match parse_args().and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -329,6 +340,41 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `orbit-bench soak [--quick] [--secs N] [--clients N] [--repo PATH] [--orbit-bin PATH]`:
+/// see [`soak`]. Defaults: 60 s per phase, 32 clients, the small corpus.
+fn soak_main(raw: &[String]) -> anyhow::Result<()> {
+    let mut args = Args {
+        scenarios: vec!["soak".into()],
+        quick: false,
+        json: None,
+        repo: None,
+        orbit_bin: None,
+        rounds: None,
+    };
+    let (mut secs, mut clients) = (60.0, 32);
+    let mut it = raw.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().context("a value");
+        match a.as_str() {
+            "--quick" => {
+                args.quick = true;
+                secs = 5.0;
+                clients = 8;
+            }
+            "--secs" => secs = value()?.parse()?,
+            "--clients" => clients = value()?.parse()?,
+            "--repo" => args.repo = Some(value()?.into()),
+            "--orbit-bin" => args.orbit_bin = Some(value()?.into()),
+            other => bail!("soak: unknown option {other}"),
+        }
+    }
+    let corpus = match &args.repo {
+        Some(p) => p.clone(),
+        None => corpus::ensure(&corpus::SMALL, &cache_root())?,
+    };
+    soak::run(&orbit_binary(&args)?, &corpus, secs, clients)
 }
 
 fn cgi_main(args: &[String]) -> ExitCode {
