@@ -59,12 +59,30 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             limits::rate_limit,
         ))
+        .layer(axum::middleware::from_fn(refuse_nul))
         .layer(axum::middleware::from_fn(metrics::track))
         // Inside CORS, so a 500 from a panic still carries the CORS headers.
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(cors)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// A URL whose path or query decodes to a NUL byte is refused before any handler: no name,
+/// ref or id Orbit keeps can contain one (and PostgreSQL text cannot).
+async fn refuse_nul(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let uri = request.uri();
+    let has_nul = |s: &str| {
+        s.contains('\0')
+            || s.as_bytes()
+                .windows(3)
+                .any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0')
+    };
+    if has_nul(uri.path()) || uri.query().is_some_and(has_nul) {
+        return ApiError::validation("the URL must not contain NUL characters (%00)")
+            .into_response();
+    }
+    next.run(request).await
 }
 
 async fn unknown_route() -> ApiError {

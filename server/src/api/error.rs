@@ -148,6 +148,11 @@ impl From<sea_orm::DbErr> for ApiError {
         if let Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) = e.sql_err() {
             return Self::conflict("a resource with this name already exists");
         }
+        // PostgreSQL text cannot hold NUL (SQLite's can): the caller's input, not our fault.
+        let text = e.to_string();
+        if text.contains("invalid byte sequence") && text.contains("0x00") {
+            return Self::validation("text must not contain NUL characters");
+        }
         Self::internal(format!("database: {e}"))
     }
 }

@@ -187,6 +187,29 @@ async fn traversal_in_every_path_parameter_is_a_clean_4xx() {
         let (status, _) = raw(&server, "GET", target, &headers, "").await;
         assert!((400..500).contains(&status), "{target:?}: {status}");
     }
+    // NUL inside JSON text: refused or stored, never a 500 (PostgreSQL text cannot hold it).
+    for (method, path, body) in [
+        (
+            "PATCH",
+            format!("/repos/{org}/app"),
+            r#"{"description": "a\u0000b"}"#.to_owned(),
+        ),
+        (
+            "POST",
+            format!("/repos/{org}/app/pulls"),
+            r#"{"title": "\u0000", "sourceBranch": "main", "targetBranch": "main"}"#.to_owned(),
+        ),
+        (
+            "POST",
+            "/repos".to_owned(),
+            format!(
+                r#"{{"orgId": "{org}", "projectId": "{org}", "name": "x\u0000", "visibility": "public"}}"#
+            ),
+        ),
+    ] {
+        let (status, answer) = raw(&server, method, &path, &headers, &body).await;
+        assert!(status < 500, "{method} {path} {body}: {status} {answer}");
+    }
     assert!(server.get("/health", &Auth::None).await.status.is_success());
     assert!(checked > 300, "{checked}");
 }
