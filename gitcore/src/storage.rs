@@ -176,10 +176,37 @@ pub fn open(path: &Path) -> Result<gix::Repository, Error> {
         path,
         gix::open::Options::isolated().object_store_slots(slots),
     )
+    .map(with_delta_cache)
     .map_err(|e| Error::Open {
         path: path.to_owned(),
         source: Box::new(e),
     })
+}
+
+/// Memory one handle's delta-base cache may hold; 0 turns the cache off. Set once at startup
+/// ([`set_delta_cache_bytes`]).
+static DELTA_CACHE_BYTES: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(16 << 20);
+
+/// Sets the memory of each handle's delta-base cache (0: none), for handles made from now on.
+pub fn set_delta_cache_bytes(bytes: usize) {
+    DELTA_CACHE_BYTES.store(bytes, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Gives `repo` a delta-base cache (the last 64 bases decoded, in at most the bytes set by
+/// [`set_delta_cache_bytes`], 16 MiB by default), so a
+/// walk over trees in a deep delta chain does not re-resolve each from the chain's start. The
+/// cache is per handle (handles cloned for threads get their own), so memory is bounded per
+/// request, not by repository size. gix leaves handles without one unless built with
+/// `max-performance`; a handle made from a shared repository needs this again.
+pub fn with_delta_cache(mut repo: gix::Repository) -> gix::Repository {
+    let bytes = DELTA_CACHE_BYTES.load(std::sync::atomic::Ordering::Relaxed);
+    if bytes > 0 {
+        repo.objects.set_pack_cache(move || {
+            Box::new(gix_pack::cache::lru::StaticLinkedList::<64>::new(bytes))
+        });
+    }
+    repo
 }
 
 /// What is on disk for one repository.

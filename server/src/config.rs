@@ -125,6 +125,8 @@ pub struct LimitsConfig {
     pub pack_cache_max_bytes: u64,
     /// `GIT_PACK_CACHE_TTL_SECS`: how long an entry may be served.
     pub pack_cache_ttl: Duration,
+    /// `GIT_DELTA_CACHE_BYTES`: each repository handle's delta-base cache; 0 turns it off.
+    pub delta_cache_bytes: u64,
 }
 
 impl Default for LimitsConfig {
@@ -141,6 +143,7 @@ impl Default for LimitsConfig {
             pack_cache_dir: PathBuf::from("./data/pack-cache"),
             pack_cache_max_bytes: 1 << 30,
             pack_cache_ttl: Duration::from_secs(300),
+            delta_cache_bytes: 16 << 20,
         }
     }
 }
@@ -469,6 +472,7 @@ impl Config {
                 .unwrap_or_else(|| data_dir.join("pack-cache")),
             pack_cache_max_bytes: whole("GIT_PACK_CACHE_MAX_BYTES", defaults.pack_cache_max_bytes)?,
             pack_cache_ttl: Duration::from_secs(number("GIT_PACK_CACHE_TTL_SECS", 300)?),
+            delta_cache_bytes: whole("GIT_DELTA_CACHE_BYTES", defaults.delta_cache_bytes)?,
         };
 
         Ok(Config {

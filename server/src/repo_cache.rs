@@ -37,7 +37,7 @@ impl RepoCache {
             let tick = inner.tick;
             if let Some((repo, used)) = inner.map.get_mut(path) {
                 *used = tick;
-                return Ok(repo.to_thread_local());
+                return Ok(gitcore::storage::with_delta_cache(repo.to_thread_local()));
             }
         }
         let repo = gitcore::storage::open(path)?;

@@ -77,6 +77,9 @@ pub async fn database(config: &Config) -> Result<sea_orm::DatabaseConnection, Er
 /// Everything `serve` needs before it binds.
 pub async fn prepare(config: Config) -> Result<(AppState, Report), Error> {
     let limits = config.limits.clone();
+    gitcore::storage::set_delta_cache_bytes(
+        usize::try_from(limits.delta_cache_bytes).unwrap_or(usize::MAX),
+    );
     let pack_cache = if limits.pack_cache_max_bytes == 0 {
         None
     } else {

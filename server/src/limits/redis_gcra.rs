@@ -1,5 +1,5 @@
 //! The GCRA of [`super::Limiter`] on Redis, as one Lua script (atomic across every Orbit process
-//! sharing the Redis), with Redis's own clock. Every call is bounded by 50 ms; a slow or absent
+//! sharing the Redis), with Redis's own clock. Every call is bounded by 250 ms; a slow or absent
 //! Redis is an error the caller answers with its local limiter.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +29,7 @@ return {1, remaining, new_tat - now, 0}
 "#;
 
 /// How long one limiter call may take before the local limiter answers instead.
-const TIMEOUT: Duration = Duration::from_millis(50);
+const TIMEOUT: Duration = Duration::from_millis(250);
 
 /// A lazily connected, self-reconnecting Redis connection and the script.
 pub struct Shared {
