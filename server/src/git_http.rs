@@ -529,9 +529,11 @@ async fn receive_pack(
             Ok(o) if o.updated().next().is_some() => pushed_commits(&repos, &path, o),
             _ => (Vec::new(), 0),
         };
-        // Upkeep is due when packs pile up, or a killed push left its quarantine.
+        // Upkeep is due when packs pile up, or when a push brought enough history that walks
+        // should have a commit-graph of it.
         let upkeep = gitcore::storage::pack_files(&path).map_or(0, |p| p.len())
-            > crate::jobs::upkeep::CONSOLIDATE_ABOVE_PACKS;
+            > crate::jobs::upkeep::CONSOLIDATE_ABOVE_PACKS
+            || commits.1 >= crate::jobs::upkeep::GRAPH_AFTER_COMMITS;
         (out, outcome, (commits, upkeep))
     })
     .await

@@ -16,7 +16,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use gix::ObjectId;
 
 use super::commit::Commit;
-use super::{commit_node, entry_at, Entry, Error};
+use super::{commit_node_in, entry_at, Entry, Error};
 
 /// What to list.
 #[derive(Debug, Clone, Copy)]
@@ -65,8 +65,12 @@ pub fn log_ids(
     let mut nodes = HashMap::new();
     let mut entries: HashMap<ObjectId, Option<Entry>> = HashMap::new();
     let mut seq = 0u64;
+    // A commit-graph (a cache: commits after it are read from their objects) spares the walk
+    // inflating every commit it passes.
+    let graph = repo.commit_graph_if_enabled().ok().flatten();
+    let graph = graph.as_ref();
 
-    let node = commit_node(repo, start)?;
+    let node = commit_node_in(repo, graph, start)?;
     seen.insert(start);
     queue.push((node.time, Reverse(seq), start));
     nodes.insert(start, node);
@@ -74,7 +78,7 @@ pub fn log_ids(
     while let Some((_, _, id)) = queue.pop() {
         let node = match nodes.remove(&id) {
             Some(n) => n,
-            None => commit_node(repo, id)?,
+            None => commit_node_in(repo, graph, id)?,
         };
         let mut parents = node.parents.clone();
         let mut treesame = false;
@@ -86,7 +90,7 @@ pub fn log_ids(
                 for p in &node.parents {
                     let p_tree = match nodes.get(p) {
                         Some(n) => n.tree,
-                        None => commit_node(repo, *p)?.tree,
+                        None => commit_node_in(repo, graph, *p)?.tree,
                     };
                     let theirs = path_entry(repo, &mut entries, *p, p_tree, components)?;
                     if same_entry(mine, theirs) {
@@ -99,7 +103,7 @@ pub fn log_ids(
         }
         for p in parents {
             if seen.insert(p) {
-                let pn = commit_node(repo, p)?;
+                let pn = commit_node_in(repo, graph, p)?;
                 seq += 1;
                 queue.push((pn.time, Reverse(seq), p));
                 nodes.insert(p, pn);
@@ -230,6 +234,23 @@ mod tests {
         commit("a", "3\n", "1700000040 +0000");
         // For `a` the merge is TREESAME to its second parent (only `side` changed it), so git
         // follows `side` alone; for `e` it is TREESAME to its first parent.
+        // Without a commit-graph, then with ours (part of history in it, the rest after it).
+        commit("f", "1\n", "1700000050 +0000");
+        for with_graph in [false, true] {
+            if with_graph {
+                git(dir, &["reset", "-q", "--hard", "HEAD~1"]);
+                crate::write::commit_graph::write(&open(dir)).expect("graph");
+                commit("f", "1\n", "1700000050 +0000");
+                assert!(open(dir)
+                    .commit_graph_if_enabled()
+                    .expect("graph")
+                    .is_some());
+            }
+            matches_git(dir);
+        }
+    }
+
+    fn matches_git(dir: &std::path::Path) {
         let repo = open(dir);
         let head =
             ObjectId::from_hex(git(dir, &["rev-parse", "HEAD"]).trim().as_bytes()).expect("hex");
@@ -245,7 +266,7 @@ mod tests {
             all(None, 2, 3),
             ids(&git(dir, &["log", "--format=%H", "--skip=2", "-n", "3"]))
         );
-        for path in ["a", "d", "d/b", "d/c", "e", "missing", "d/"] {
+        for path in ["a", "d", "d/b", "d/c", "e", "f", "missing", "d/"] {
             assert_eq!(
                 all(Some(path), 0, 100),
                 ids(&git(dir, &["log", "--format=%H", "--", path])),

@@ -231,6 +231,29 @@ struct CommitNode {
     time: i64,
 }
 
+/// [`commit_node`] from the commit-graph when it has the commit (no object to inflate and
+/// parse), else from the object.
+fn commit_node_in(
+    repo: &gix::Repository,
+    graph: Option<&gix::commitgraph::Graph>,
+    id: ObjectId,
+) -> Result<CommitNode, Error> {
+    if let Some(c) = graph.and_then(|g| g.commit_by_id(id)) {
+        let parents: Option<Vec<ObjectId>> = c
+            .iter_parents()
+            .map(|p| p.ok().and_then(|p| graph.map(|g| g.id_at(p).to_owned())))
+            .collect();
+        if let Some(parents) = parents {
+            return Ok(CommitNode {
+                tree: c.root_tree_id().to_owned(),
+                parents,
+                time: i64::try_from(c.committer_timestamp()).unwrap_or(i64::MAX),
+            });
+        }
+    }
+    commit_node(repo, id)
+}
+
 fn commit_node(repo: &gix::Repository, id: ObjectId) -> Result<CommitNode, Error> {
     let (kind, data) = load(repo, id)?;
     if kind != gix::object::Kind::Commit {

@@ -1,3 +1,5 @@
-//! Writing history without a worktree: [`commit`] for the commit API.
+//! Writing history without a worktree: [`commit`] for the commit API, [`commit_graph`] for
+//! commit-graph files.
 
 pub mod commit;
+pub mod commit_graph;

@@ -1,6 +1,7 @@
 //! `repo_upkeep`: consolidates a repository's packs once a push leaves more than
-//! [`CONSOLIDATE_ABOVE_PACKS`], and removes what killed processes left (temporary packs of a
-//! consolidation, quarantines whose push is gone). Queued by pushes; as a job, a consolidation
+//! [`CONSOLIDATE_ABOVE_PACKS`], removes what killed processes left (temporary packs of a
+//! consolidation, quarantines whose push is gone), and rewrites the commit-graph (also queued by
+//! a push of [`GRAPH_AFTER_COMMITS`] new commits or more). Queued by pushes; as a job, a consolidation
 //! whose server died runs again once its lease expires, and one that keeps failing ends in
 //! `/admin/jobs/failed`.
 
@@ -12,6 +13,9 @@ use crate::store;
 
 /// Packs a repository may collect (one per push) before they are merged into one.
 pub const CONSOLIDATE_ABOVE_PACKS: usize = 32;
+
+/// A push bringing this many new commits queues an upkeep, for the commit-graph.
+pub const GRAPH_AFTER_COMMITS: usize = 500;
 
 /// Runs one upkeep.
 pub async fn run(state: &AppState, job: &job::Model) -> Outcome {
@@ -35,18 +39,35 @@ pub async fn run(state: &AppState, job: &job::Model) -> Outcome {
         .map_err(|e| JobError::transient(e.to_string()))?;
     let result = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        gitcore::storage::consolidate(&path, CONSOLIDATE_ABOVE_PACKS)
+        let done = gitcore::storage::consolidate(&path, CONSOLIDATE_ABOVE_PACKS)?;
+        // The graph is a cache: failing to write it fails nothing else.
+        let graph = if done.skipped_locked {
+            None
+        } else {
+            match gitcore::storage::open(&path)
+                .map_err(|e| gitcore::error_chain(&e))
+                .and_then(|r| {
+                    gitcore::write::commit_graph::write(&r).map_err(|e| gitcore::error_chain(&e))
+                }) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not write the commit-graph");
+                    None
+                }
+            }
+        };
+        Ok::<_, gitcore::storage::ConsolidateError>((done, graph))
     })
     .await
     .map_err(|e| JobError::transient(format!("upkeep task: {e}")))?;
     match result {
-        Ok(done) if done.skipped_locked => {
+        Ok((done, _)) if done.skipped_locked => {
             tracing::warn!(repo = %repo_id, "upkeep skipped: another live process holds the consolidation lock; will retry");
             Err(JobError::transient(
                 "another process is consolidating this repository's packs",
             ))
         }
-        Ok(done) => {
+        Ok((done, graph)) => {
             if done.packs_merged > 0 || done.stale_removed > 0 {
                 tracing::info!(repo = %repo_id, packs = done.packs_merged, objects = done.objects,
                     stale_files = done.stale_removed, "repository upkeep done");
@@ -56,6 +77,7 @@ pub async fn run(state: &AppState, job: &job::Model) -> Outcome {
                 "packsMerged": done.packs_merged,
                 "objects": done.objects,
                 "staleFilesRemoved": done.stale_removed,
+                "commitGraphCommits": graph,
             })))
         }
         Err(e) => {

@@ -1829,4 +1829,21 @@ async fn many_small_pushes_get_their_packs_consolidated() {
         .await;
     let count = c.run(&fresh, &["rev-list", "--count", "HEAD"]).await;
     assert_eq!(count.stdout.trim(), "42", "{count}");
+    // The upkeep wrote a commit-graph of the history, which C git verifies and reads.
+    let graph = p.repo.path.join("objects/info/commit-graph");
+    let start = std::time::Instant::now();
+    while !graph.is_file() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no commit-graph written"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    crate::common::git_out(
+        &p.repo.path,
+        srv.dir.path(),
+        &["commit-graph", "verify", "--no-progress"],
+    );
+    let log = crate::common::git_out(&p.repo.path, srv.dir.path(), &["log", "--format=%H"]);
+    assert_eq!(log.lines().count(), 42);
 }
