@@ -642,6 +642,13 @@ pub fn rest_reads(ctx: &Ctx<'_>, calls: usize) -> anyhow::Result<Vec<ScenarioRes
     let git_repo = ctx.servers[1]
         .repo_path("corpus")
         .context("the baseline repository path")?;
+    // Git at its best: with a commit-graph, as production hosts run it (Orbit writes its own
+    // after a push of this size).
+    run_git(
+        &git_repo,
+        &home,
+        &["commit-graph", "write", "--reachable", "--no-progress"],
+    )?;
     // A commit that changes a few text files: the latest non-merge commit.
     let diff_commit = run_git(
         &git_repo,
