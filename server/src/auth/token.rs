@@ -40,6 +40,9 @@ pub enum Error {
     /// `exp` is in the past.
     #[error("the token has expired")]
     Expired,
+    /// `exp` or `nbf` is not a usable NumericDate.
+    #[error("the token's {0} claim is not a valid time")]
+    BadTime(&'static str),
     /// `nbf` is in the future.
     #[error("the token is not valid yet (nbf)")]
     NotYetValid,
@@ -123,18 +126,27 @@ pub fn check_audience_and_issuer(
 }
 
 /// Checks `exp` and `nbf` against `now` and extracts the identity (`sub`, `scope`).
+/// A NumericDate claim (seconds since the epoch, possibly fractional) as a time; `None` when it is
+/// not a number, negative, or beyond what `SystemTime` holds.
+fn epoch_time(v: &serde_json::Value) -> Option<SystemTime> {
+    let secs = v.as_f64().filter(|s| s.is_finite() && *s >= 0.0)?;
+    let d = Duration::try_from_secs_f64(secs).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(d)
+}
+
 pub fn identity_from_claims(payload: &JwtPayload, now: SystemTime) -> Result<Identity, Error> {
-    // josekit drops a non-numeric `exp` from its typed view; look at the raw claim too.
+    // Read from the raw claims: josekit's `expires_at`/`not_before` panic on negative or huge
+    // numbers (found by fuzz/jwt).
     let exp = match payload.claim("exp") {
         None => return Err(Error::MissingExpiry),
-        Some(_) => payload.expires_at().ok_or(Error::MissingExpiry)?,
+        Some(v) => epoch_time(v).ok_or(Error::BadTime("exp"))?,
     };
-    if exp + LEEWAY <= now {
+    if exp.checked_add(LEEWAY).is_none_or(|t| t <= now) {
         return Err(Error::Expired);
     }
-    if payload.claim("nbf").is_some() {
-        let nbf = payload.not_before().ok_or(Error::NotYetValid)?;
-        if nbf > now + LEEWAY {
+    if let Some(v) = payload.claim("nbf") {
+        let nbf = epoch_time(v).ok_or(Error::BadTime("nbf"))?;
+        if now.checked_add(LEEWAY).is_some_and(|limit| nbf > limit) {
             return Err(Error::NotYetValid);
         }
     }
@@ -153,6 +165,42 @@ pub fn identity_from_claims(payload: &JwtPayload, now: SystemTime) -> Result<Ide
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `fuzz/` (jwt): josekit's time accessors panicked on these.
+    #[test]
+    fn hostile_times_are_refused_without_panicking() {
+        let sub = Uuid::new_v4().to_string();
+        let now = SystemTime::now();
+        for (exp, nbf) in [
+            (serde_json::json!(1e30), None),
+            (serde_json::json!(-1), None),
+            (serde_json::json!(u64::MAX), None),
+            (serde_json::json!("soon"), None),
+            (
+                serde_json::json!(4_000_000_000u64),
+                Some(serde_json::json!(-5)),
+            ),
+            (
+                serde_json::json!(4_000_000_000u64),
+                Some(serde_json::json!(1e300)),
+            ),
+        ] {
+            let mut map = serde_json::Map::new();
+            map.insert("sub".into(), serde_json::json!(sub));
+            map.insert("exp".into(), exp.clone());
+            if let Some(n) = &nbf {
+                map.insert("nbf".into(), n.clone());
+            }
+            // josekit refuses some of them itself (negative, not a number).
+            let Ok(payload) = JwtPayload::from_map(map) else {
+                continue;
+            };
+            assert!(
+                identity_from_claims(&payload, now).is_err(),
+                "{exp} {nbf:?}"
+            );
+        }
+    }
 
     #[test]
     fn mint_then_verify_round_trips() {
