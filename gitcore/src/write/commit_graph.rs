@@ -220,8 +220,12 @@ pub fn write(repo: &gix::Repository) -> Result<usize, Error> {
         return Err(Error::Hash);
     }
     let commits = reachable_commits(repo)?;
-    let bytes = encode(&commits);
     let info = repo.objects.store_ref().path().join("info");
+    if commits.is_empty() {
+        // git writes no graph of nothing either.
+        return Ok(0);
+    }
+    let bytes = encode(&commits);
     std::fs::create_dir_all(&info)?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -328,5 +332,14 @@ mod tests {
         let (ok, out) = git_status(dir, &["commit-graph", "verify", "--no-progress"]);
         assert!(ok, "verify: {out}");
         assert!(!missing(&dir.join(".git")));
+    }
+
+    #[test]
+    fn a_repository_without_commits_gets_no_graph() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        crate::storage::init_bare(tmp.path(), "main").expect("init");
+        let repo = crate::storage::open(tmp.path()).expect("open");
+        assert_eq!(write(&repo).expect("write"), 0);
+        assert!(missing(tmp.path()));
     }
 }

@@ -67,7 +67,7 @@ async fn attempt(
     let mut merge = None;
     let what;
     match kind {
-        0 | 1 | 2 => {
+        0..=2 => {
             let (branch, file, content) = match kind {
                 0 => (
                     "main",
@@ -229,7 +229,8 @@ async fn acknowledged_work_survives_sigkill_at_random_points() {
         // Refs this round did not touch are where they were.
         let touched: Vec<&String> = a.updates.iter().map(|(r, _)| r).collect();
         for (name, sha) in &known {
-            if !touched.contains(&name) && !(a.merge.is_some() && name == "refs/heads/main") {
+            let merged_into = a.merge.is_some() && name == "refs/heads/main";
+            if !touched.contains(&name) && !merged_into {
                 assert_eq!(now.get(name), Some(sha), "{ctx}: {name} moved");
             }
         }
