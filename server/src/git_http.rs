@@ -689,7 +689,7 @@ pub(crate) async fn record_push(
                 kind: store::jobs::Kind::RepoUpkeep,
                 repo_id: Some(push.repo.id),
                 dedup_key: None,
-                payload: json!({"reason": "packs"}),
+                payload: json!({"reason": "packs or a large push (consolidation, commit-graph)"}),
             },
         )
         .await?;

@@ -16,15 +16,25 @@ pub struct ApiError {
     details: Option<serde_json::Value>,
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
+/// The error envelope every failure answers (also its OpenAPI schema, `ErrorEnvelope`).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorEnvelope)]
+pub(crate) struct Envelope<'a> {
     error: Body<'a>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The body of the error envelope.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorBody)]
+pub(crate) struct Body<'a> {
+    /// A stable machine-readable code: `VALIDATION_ERROR`, `UNAUTHORIZED`, `FORBIDDEN`,
+    /// `NOT_FOUND`, `METHOD_NOT_ALLOWED`, `CONFLICT`, `PAYLOAD_TOO_LARGE`, `RATE_LIMITED`,
+    /// `INTERNAL_ERROR`, `SERVICE_UNAVAILABLE`, ...
     code: &'a str,
+    /// A human-readable explanation.
     message: &'a str,
+    /// Machine-readable details, when the error has any.
+    #[schema(value_type = Option<Object>)]
     details: &'a Option<serde_json::Value>,
 }
 

@@ -21,29 +21,8 @@ use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::error::{Body, Envelope};
 use crate::state::AppState;
-
-/// The error envelope every failure answers.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorEnvelope {
-    error: ErrorBody,
-}
-
-/// The body of the error envelope.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorBody {
-    /// A stable machine-readable code: `VALIDATION_ERROR`, `UNAUTHORIZED`, `FORBIDDEN`,
-    /// `NOT_FOUND`, `METHOD_NOT_ALLOWED`, `CONFLICT`, `PAYLOAD_TOO_LARGE`, `RATE_LIMITED`,
-    /// `INTERNAL_ERROR`, `SERVICE_UNAVAILABLE`, `MERGE_CONFLICT`, ...
-    code: String,
-    /// A human-readable explanation.
-    message: String,
-    /// Machine-readable details, when the error has any.
-    #[schema(value_type = Option<Object>)]
-    details: Option<serde_json::Value>,
-}
 
 /// The route of the document itself.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -83,9 +62,9 @@ pub fn finish(mut doc: OpenApi) -> OpenApi {
             .into(),
     );
     let components = doc.components.get_or_insert_with(Default::default);
-    let (name, schema) = (ErrorEnvelope::name(), ErrorEnvelope::schema());
+    let (name, schema) = (Envelope::name(), Envelope::schema());
     components.schemas.insert(name.into_owned(), schema);
-    let (name, schema) = (ErrorBody::name(), ErrorBody::schema());
+    let (name, schema) = (Body::name(), Body::schema());
     components.schemas.insert(name.into_owned(), schema);
     components.security_schemes.insert(
         "bearer".into(),

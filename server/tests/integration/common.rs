@@ -573,3 +573,14 @@ pub fn git_out(dir: &Path, home: &Path, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
+
+/// The HTTP methods an OpenAPI path item may hold operations for (those Orbit uses).
+pub const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+/// The `{name}`s of an OpenAPI path template.
+pub fn template_names(path: &str) -> Vec<String> {
+    path.split('{')
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(n, _)| n.to_owned()))
+        .collect()
+}

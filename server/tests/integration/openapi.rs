@@ -9,9 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::common::{TestServer, INTERNAL};
-
-const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+use crate::common::{template_names, TestServer, INTERNAL, METHODS};
 
 async fn document(server: &TestServer, prefix: &str) -> Value {
     let r = server
@@ -95,13 +93,6 @@ async fn the_document_is_valid_openapi_3_1() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn template_names(path: &str) -> Vec<String> {
-    path.split('{')
-        .skip(1)
-        .filter_map(|rest| rest.split_once('}').map(|(n, _)| n.to_owned()))
-        .collect()
 }
 
 /// Is this the router's own answer for a path or method it does not serve?

@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
-use crate::common::{Auth, Options, TestServer, INTERNAL, SECRET, STDERR_FILE};
-
-const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+use crate::common::{
+    template_names, Auth, Options, TestServer, INTERNAL, METHODS, SECRET, STDERR_FILE,
+};
 
 /// `(method, path template)` of every documented operation.
 async fn operations(server: &TestServer) -> Vec<(String, String)> {
@@ -146,14 +146,10 @@ async fn traversal_in_every_path_parameter_is_a_clean_4xx() {
     ];
     let mut checked = 0;
     for (method, template) in operations(&server).await {
-        let names: Vec<&str> = template
-            .split('{')
-            .skip(1)
-            .filter_map(|r| r.split_once('}').map(|(n, _)| n))
-            .collect();
+        let names = template_names(&template);
         for name in names {
             for attack in attacks {
-                let target = fill(&template, org, "app", &[(name, attack)]);
+                let target = fill(&template, org, "app", &[(name.as_str(), attack)]);
                 let (status, body) = raw(&server, &method, &target, &headers, "{}").await;
                 assert!(
                     (400..500).contains(&status),
