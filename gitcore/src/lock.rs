@@ -40,6 +40,49 @@ pub fn try_lock(path: &Path) -> io::Result<Option<Held>> {
     }
 }
 
+/// Takes the lock at `path` (creating the file), waiting while a live holder has it.
+pub fn lock(path: &Path) -> io::Result<Held> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    file.lock()?;
+    Ok(Held {
+        _file: file,
+        path: path.to_owned(),
+    })
+}
+
+/// The file under a repository's git directory that every Orbit ref transaction holds.
+pub const REF_TRANSACTION_LOCK: &str = "orbit-refs.flock";
+
+/// Serialises the ref transactions of one repository across threads and processes, and removes
+/// the `.lock` files of `names` (full ref names, or `HEAD`) and `packed-refs.lock` that a killed
+/// writer left behind: every Orbit writer holds this lock for the whole of its transaction, so a
+/// ref lock file found while holding it has no live owner (git's own answer, "Unable to create
+/// '….lock': File exists", would otherwise block the ref until someone deletes the file by hand).
+/// Hold the answer until the transaction is done.
+pub fn ref_transaction<'a>(
+    git_dir: &Path,
+    names: impl IntoIterator<Item = &'a str>,
+) -> io::Result<Held> {
+    let held = lock(&git_dir.join(REF_TRANSACTION_LOCK))?;
+    let stale = names
+        .into_iter()
+        .map(|n| git_dir.join(format!("{n}.lock")))
+        .chain(std::iter::once(git_dir.join("packed-refs.lock")));
+    for path in stale {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(held)
+}
+
 /// Creates the lock file at `path` already locked: it is locked under a temporary name and then
 /// renamed into place, so nobody can see `path` unlocked (and take it) before its creator holds it.
 pub fn create_held(path: &Path) -> io::Result<Held> {
@@ -73,6 +116,32 @@ pub fn is_held(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `.lock` file left by a writer killed mid-transaction does not block the ref: the next
+    /// update (under the transaction lock) removes it. Found by the crash test (`crash.rs`).
+    #[test]
+    fn a_ref_lock_left_by_a_killed_writer_does_not_block_the_next_update() {
+        use crate::read::testutil::{git, init, open};
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        init(dir);
+        git(dir, &["commit", "-q", "--allow-empty", "-m", "one"]);
+        let head = git(dir, &["rev-parse", "HEAD"]).trim().to_owned();
+        let id = gix::ObjectId::from_hex(head.as_bytes()).expect("id");
+        let stale = dir.join(".git/refs/heads/main.lock");
+        std::fs::write(&stale, "0000000000000000000000000000000000000000\n").expect("write");
+        std::fs::write(dir.join(".git/packed-refs.lock"), "").expect("write");
+        crate::read::branches::set_ref(&open(dir), "refs/heads/main", id, "after a crash")
+            .expect("the stale lock does not block");
+        assert!(!stale.exists());
+        assert!(!dir.join(".git/packed-refs.lock").exists());
+        // While another transaction holds the lock, it waits instead.
+        let held = ref_transaction(&dir.join(".git"), ["refs/heads/main"]).expect("lock");
+        let path = held.path().to_owned();
+        assert!(try_lock(&path).expect("try").is_none());
+        drop(held);
+        assert!(try_lock(&path).expect("try").is_some());
+    }
 
     #[test]
     fn a_held_lock_excludes_others_until_dropped() {

@@ -154,6 +154,12 @@ fn write_head(repo: &gix::Repository, target: FullName, branch: &str) -> Result<
         })?,
         deref: false,
     };
+    let _refs =
+        crate::lock::ref_transaction(repo.path(), ["HEAD"]).map_err(|e| Error::SetHead {
+            path: repo.path().to_owned(),
+            branch: branch.to_owned(),
+            source: Box::new(e),
+        })?;
     repo.edit_references_as(Some(edit), None)
         .map(|_| ())
         .map_err(|e| Error::SetHead {

@@ -316,6 +316,9 @@ fn edit_applied(repo: &gix::Repository, edit: RefEdit) -> Result<Vec<RefEdit>, g
         time: gix::date::Time::now_utc(),
     };
     let mut buf = gix::date::parse::TimeBuf::default();
+    let name = edit.name.as_bstr().to_string();
+    let _refs = crate::lock::ref_transaction(repo.path(), [name.as_str()])
+        .map_err(|e| gix::Error::from_error(e))?;
     repo.edit_references_as(Some(edit), Some(committer.to_ref(&mut buf)))
 }
 

@@ -136,6 +136,9 @@ pub(super) fn update_refs(
             .map(|(c, _)| edit_for(c))
             .collect();
         let result = edits.and_then(|edits| {
+            let names: Vec<String> = edits.iter().map(|e| e.name.as_bstr().to_string()).collect();
+            let _refs = crate::lock::ref_transaction(repo.path(), names.iter().map(String::as_str))
+                .map_err(|e| other_failure(&e.to_string()))?;
             repo.edit_references_as(edits, None)
                 .map(|_| ())
                 .map_err(|e| reason(&*Box::<dyn std::error::Error + Send + Sync>::from(e)))
@@ -150,6 +153,8 @@ pub(super) fn update_refs(
             continue;
         }
         let result = edit_for(cmd).and_then(|edit| {
+            let _refs = crate::lock::ref_transaction(repo.path(), [cmd.name.as_str()])
+                .map_err(|e| other_failure(&e.to_string()))?;
             let applied = repo
                 .edit_references_as(Some(edit), None)
                 .map_err(|e| reason(&*Box::<dyn std::error::Error + Send + Sync>::from(e)))?;
