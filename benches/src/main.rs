@@ -31,6 +31,7 @@ use crate::servers::{GitCgi, Orbit, Server};
 const SCENARIOS: &[&str] = &[
     "push-initial",
     "clone-stream",
+    "clone-stream-bitmap",
     "clones",
     "fetch-behind",
     "push-small",
@@ -181,6 +182,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     // The repository every read scenario uses, filled by each server's own receive path.
     let reads = [
         "clone-stream",
+        "clone-stream-bitmap",
         "clones",
         "fetch-behind",
         "small-ops",
@@ -195,12 +197,16 @@ fn run(args: Args) -> anyhow::Result<()> {
     {
         let url = s.create_repo("corpus")?;
         scenarios::push_corpus(&ctx, &url)?;
+        s.settle()?;
         let path = url_path(&url);
         ctx.corpus_paths[i] = path;
         ctx.corpus_urls[i] = url;
     }
     if wanted("clone-stream") {
         results.push(scenarios::clone_stream(&ctx)?);
+    }
+    if wanted("clone-stream-bitmap") {
+        results.push(scenarios::clone_stream_bitmap(&ctx)?);
     }
     if wanted("clones") {
         results.extend(scenarios::clones(&ctx)?);
@@ -279,7 +285,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn url_path(url: &str) -> String {
+pub fn url_path(url: &str) -> String {
     // http://[user:pass@]host:port/path → /path
     let rest = url.splitn(4, '/').nth(3).unwrap_or("");
     format!("/{rest}")

@@ -311,14 +311,34 @@ fn client() -> anyhow::Result<reqwest::Client> {
 
 /// The v2 `fetch` a clone sends, POSTed by the harness; the reply is parsed and discarded.
 pub fn clone_stream(ctx: &Ctx<'_>) -> anyhow::Result<ScenarioResult> {
+    clone_stream_of(ctx, "clone-stream", &ctx.corpus_paths)
+}
+
+/// [`clone_stream`] against git serving a copy repacked as production hosts keep theirs:
+/// `repack -adb` (reachability bitmaps) and `commit-graph write --reachable`.
+pub fn clone_stream_bitmap(ctx: &Ctx<'_>) -> anyhow::Result<ScenarioResult> {
+    let git = ctx.servers[1];
+    let url = git.create_repo("corpus-bitmap")?;
+    push_corpus(ctx, &url)?;
+    let dir = git
+        .repo_path("corpus-bitmap")
+        .ok_or_else(|| anyhow::anyhow!("the git side has no repository path"))?;
+    let home = ctx.scratch.join("home");
+    run_git(&dir, &home, &["repack", "-q", "-a", "-d", "-b"])?;
+    run_git(&dir, &home, &["commit-graph", "write", "--reachable"])?;
+    let paths = [ctx.corpus_paths[0].clone(), crate::url_path(&url)];
+    clone_stream_of(ctx, "clone-stream-bitmap", &paths)
+}
+
+fn clone_stream_of(ctx: &Ctx<'_>, name: &str, paths: &[String; 2]) -> anyhow::Result<ScenarioResult> {
     let wants = corpus_tips(ctx)?;
     let rt = rt()?;
     let client = client()?;
-    alternate(ctx, "clone-stream", |i, _| {
+    alternate(ctx, name, |i, _| {
         let reply = rt.block_on(post_upload_pack(
             &client,
             ctx.servers[i],
-            &ctx.corpus_paths[i],
+            &paths[i],
             v2_fetch(&wants, &[]),
         ))?;
         Ok(Sample {

@@ -37,7 +37,14 @@ pub trait Server {
     fn repo_path(&self, _name: &str) -> Option<PathBuf> {
         None
     }
+    /// Waits until the server's background work after a push (Orbit's upkeep job: commit-graph,
+    /// the clone pack) is done, as it would be on a server some time after the push.
+    fn settle(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
+
+const INTERNAL_TOKEN: &str = "orbit-bench-internal-token";
 
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
@@ -113,6 +120,7 @@ impl Orbit {
             .env("RATE_LIMIT_REST_READ", "0")
             .env("RATE_LIMIT_REST_WRITE", "0")
             .env("GIT_MAX_QUEUE", "1024")
+            .env("INTERNAL_SERVICE_TOKEN", INTERNAL_TOKEN)
             // Rounds repeat identical requests: measure generation, not the pack cache
             // (the fan-out scenario measures the cache).
             .env("GIT_PACK_CACHE_MAX_BYTES", "0")
@@ -195,6 +203,37 @@ impl Server for Orbit {
     }
     fn auth_header(&self) -> Option<String> {
         Some(format!("Bearer {}", self.token))
+    }
+    fn settle(&self) -> anyhow::Result<()> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let client = reqwest::Client::builder().no_proxy().build()?;
+        let start = Instant::now();
+        rt.block_on(async {
+            loop {
+                let mut pending = 0;
+                for state in ["queued", "running"] {
+                    let resp = client
+                        .get(format!("{}/admin/jobs?state={state}&kind=repo_upkeep", self.base))
+                        .header("X-Internal-Token", INTERNAL_TOKEN)
+                        .send()
+                        .await?;
+                    if !resp.status().is_success() {
+                        bail!("listing jobs on orbit: HTTP {}", resp.status());
+                    }
+                    let body: serde_json::Value = resp.json().await?;
+                    pending += body.as_array().map_or(0, Vec::len);
+                }
+                if pending == 0 {
+                    return Ok(());
+                }
+                if start.elapsed() > Duration::from_secs(600) {
+                    bail!("orbit's upkeep jobs did not finish in 10 minutes");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
     }
     fn rest_repo(&self, name: &str) -> Option<String> {
         Some(format!("{}/repos/{}/{name}", self.base, self.org))

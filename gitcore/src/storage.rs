@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix::refs::{FullName, Target};
+use gix::ObjectId;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -377,6 +378,50 @@ mod tests {
     }
 
     #[test]
+    fn consolidation_puts_what_a_clone_needs_in_a_pack_of_its_own() {
+        use crate::read::testutil::{git, init};
+        use crate::upload_pack::reuse;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        init(dir);
+        for i in 0..4 {
+            std::fs::write(dir.join("f.txt"), "line\n".repeat(30 + i)).expect("write");
+            git(dir, &["add", "-A"]);
+            git(dir, &["commit", "-q", "-m", &format!("c{i}")]);
+            git(dir, &["repack", "-q", "-d"]);
+        }
+        // A ref a clone does not ask for, and a commit no ref reaches (kept: nothing is pruned).
+        std::fs::write(dir.join("pr.txt"), "pull request\n").expect("write");
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-q", "-m", "pr"]);
+        git(dir, &["update-ref", "refs/pull/1/head", "HEAD"]);
+        git(dir, &["reset", "-q", "--hard", "HEAD~1"]);
+        git(dir, &["commit", "-q", "--allow-empty", "-m", "orphaned"]);
+        let orphan = git(dir, &["rev-parse", "HEAD"]).trim().to_owned();
+        git(dir, &["reset", "-q", "--hard", "HEAD~1"]);
+        git(dir, &["tag", "-a", "-m", "t", "v1"]);
+        git(dir, &["repack", "-q", "-d"]);
+        let repo_dir = dir.join(".git");
+        let done = consolidate(&repo_dir, 0).expect("consolidate");
+        assert!(done.packs_merged >= 5, "{done:?}");
+        assert_eq!(pack_files(&repo_dir).expect("packs").len(), 2);
+        let manifest = reuse::read_manifest(&repo_dir).expect("recorded");
+        let clone_objects = git(dir, &["rev-list", "--objects", "--branches", "--tags"])
+            .lines()
+            .count();
+        assert_eq!(manifest.objects as usize, clone_objects);
+        git(dir, &["cat-file", "-e", &orphan]);
+        git(dir, &["cat-file", "-e", "refs/pull/1/head:pr.txt"]);
+        git(dir, &["fsck", "--strict", "--no-dangling"]);
+        let wants = reuse::tests::clone_wants(dir);
+        let (pack, count) = reuse::tests::fetch(&repo_dir, &wants, &["ofs-delta"]);
+        assert_eq!(count, clone_objects);
+        let stored = std::fs::read(repo_dir.join("objects/pack").join(&manifest.pack)).expect("pack");
+        assert!(pack == stored);
+        reuse::tests::index_pack_accepts(&pack, clone_objects);
+    }
+
+    #[test]
     fn status_of_missing_directory_is_not_on_disk() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let st = status(&tmp.path().join("nope")).expect("status");
@@ -450,8 +495,10 @@ pub fn pack_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Merges every pack of the repository at `path` into one when there are more than
 /// `max_packs`: each push adds a pack, and lookups (and gix's store slots) grow with their
-/// number. Nothing is pruned: every object of every merged pack is kept. Stored deltas whose
-/// base sits in the same source pack are copied; others are re-encoded whole.
+/// number. Nothing is pruned: every object of every merged pack is kept. What a clone of the
+/// branches and tags needs goes into one pack, recorded for verbatim reuse by clones
+/// ([`crate::upload_pack::reuse`]); everything else into a second. Stored deltas whose base
+/// sits in the same source pack and the same new pack are copied; others are re-encoded whole.
 ///
 /// Safe against concurrent pushes (packs that appear meanwhile are left alone) and readers
 /// (old packs are removed only after the new one is in place; open maps stay valid). At most
@@ -493,14 +540,73 @@ pub fn consolidate(path: &Path, max_packs: usize) -> Result<Consolidated, Consol
         }
     }
     let repo = open(path).map_err(ConsolidateError::Open)?;
-    let tmp = pack_dir.join(format!("tmp-orbit-consolidate-{}.pack", std::process::id()));
-    let result = (|| -> Result<(), ConsolidateError> {
+    // What a clone of the branches and tags needs goes in a pack of its own, recorded for
+    // verbatim reuse (`upload_pack::reuse`); the rest (other refs, unreachable objects) in a
+    // second one. A repository whose history cannot be walked keeps everything in one pack.
+    let interrupt = std::sync::atomic::AtomicBool::new(false);
+    let clone_set = crate::refs::Snapshot::read(&repo)
+        .ok()
+        .and_then(|snapshot| {
+            let tips = crate::upload_pack::reuse::clone_tips(&snapshot);
+            let needed =
+                crate::upload_pack::reuse::reachable(&repo, &snapshot, &tips, &interrupt).ok()?;
+            (!tips.is_empty()).then_some((tips, needed))
+        });
+    let mut parts = Vec::new();
+    match clone_set {
+        Some((tips, needed)) => {
+            let in_clone: std::collections::HashSet<ObjectId> = needed.iter().copied().collect();
+            let rest: Vec<ObjectId> = ids.into_iter().filter(|id| !in_clone.contains(id)).collect();
+            parts.push((needed, Some(tips)));
+            if !rest.is_empty() {
+                parts.push((rest, None));
+            }
+        }
+        None => parts.push((ids, None)),
+    }
+    let mut written = Vec::new();
+    for (n, (ids, tips)) in parts.into_iter().enumerate() {
+        let objects = ids.len();
+        done.objects += objects;
+        let pack = write_indexed_pack(&repo, ids, &pack_dir, n)?;
+        if let Some(tips) = tips {
+            let count = u32::try_from(objects).map_err(|e| io("counting objects", &e))?;
+            crate::upload_pack::reuse::write_manifest(path, &pack, count, &tips)
+                .map_err(|e| io("recording the clone pack", &e))?;
+        }
+        written.push(pack);
+    }
+    for old in &packs {
+        if written.contains(old) {
+            continue; // the same content as one already there
+        }
+        // Index first, so no new reader picks the pack up, then the data.
+        std::fs::remove_file(old.with_extension("idx"))
+            .map_err(|e| io("removing an old index", &e))?;
+        let _ = std::fs::remove_file(old);
+        done.packs_merged += 1;
+    }
+    Ok(done)
+}
+
+/// Writes `ids` as a pack into `pack_dir`, indexes it there, and returns its path.
+fn write_indexed_pack(
+    repo: &gix::Repository,
+    ids: Vec<ObjectId>,
+    pack_dir: &Path,
+    n: usize,
+) -> Result<PathBuf, ConsolidateError> {
+    let io = |what: &str, e: &dyn std::fmt::Display| ConsolidateError::Io(format!("{what}: {e}"));
+    let tmp = pack_dir.join(format!(
+        "tmp-orbit-consolidate-{}-{n}.pack",
+        std::process::id()
+    ));
+    let result = (|| -> Result<PathBuf, ConsolidateError> {
         {
             let file = std::fs::File::create(&tmp).map_err(|e| io("creating the new pack", &e))?;
             let mut out = std::io::BufWriter::new(file);
             let interrupt = std::sync::atomic::AtomicBool::new(false);
-            done.objects = ids.len();
-            crate::pack::write(&repo, ids, None, &mut out, &interrupt, Some(1))
+            crate::pack::write(repo, ids, None, &mut out, &interrupt, Some(1))
                 .map_err(|e| io("writing the new pack", &e))?;
             std::io::Write::flush(&mut out).map_err(|e| io("writing the new pack", &e))?;
         }
@@ -510,7 +616,7 @@ pub fn consolidate(path: &Path, max_packs: usize) -> Result<Consolidated, Consol
         let interrupt = std::sync::atomic::AtomicBool::new(false);
         let outcome = gix_pack::Bundle::write_to_directory(
             &mut input,
-            Some(&pack_dir),
+            Some(pack_dir),
             &mut gix::progress::Discard,
             &interrupt,
             None::<gix::odb::Handle>,
@@ -524,19 +630,10 @@ pub fn consolidate(path: &Path, max_packs: usize) -> Result<Consolidated, Consol
         if let Some(keep) = outcome.keep_path {
             let _ = std::fs::remove_file(keep);
         }
-        let new_pack = outcome.data_path;
-        for old in &packs {
-            if Some(old) == new_pack.as_ref() {
-                continue; // the same content as one already there
-            }
-            // Index first, so no new reader picks the pack up, then the data.
-            std::fs::remove_file(old.with_extension("idx"))
-                .map_err(|e| io("removing an old index", &e))?;
-            let _ = std::fs::remove_file(old);
-            done.packs_merged += 1;
-        }
-        Ok(())
+        outcome
+            .data_path
+            .ok_or_else(|| ConsolidateError::Io("the new pack was not written".into()))
     })();
     let _ = std::fs::remove_file(&tmp);
-    result.map(|()| done)
+    result
 }

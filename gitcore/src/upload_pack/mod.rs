@@ -16,6 +16,7 @@ use crate::pkt::{self, Line};
 use crate::refs::Snapshot;
 use crate::shallow::Deepen;
 
+pub mod reuse;
 mod send;
 use send::send_pack;
 
@@ -274,6 +275,17 @@ impl Request {
     fn has(&self, cap: &str) -> bool {
         self.caps.contains(cap)
     }
+
+    /// The stored pack that answers this request as it is: a clone of every branch and tag,
+    /// with nothing in common, no shallow history, no filter, taking ofs-deltas.
+    fn reusable(&self, repo: &gix::Repository, common: &[ObjectId]) -> Option<reuse::Reusable> {
+        let plain = common.is_empty()
+            && self.shallow.client_shallows.is_empty()
+            && !self.shallow.is_deepening()
+            && self.filter == Filter::None
+            && self.has("ofs-delta");
+        plain.then(|| reuse::find(repo.path(), &self.wants)).flatten()
+    }
 }
 
 fn serve_v0<R: Read, W: Write>(
@@ -368,9 +380,15 @@ fn serve_v0<R: Read, W: Write>(
     req.resolve_deepen_not(&snapshot)?;
     check_wants(repo, &snapshot, &req.wants)?;
     let common = common_commits(repo, &req.haves);
+    let reusable = req.reusable(repo, &common);
     let mut named = Vec::new();
-    let commit_wants = crate::pack::split_wants(repo, &req.wants, &mut named)?;
-    let plan = plan_commits(repo, &req, &commit_wants, &common, interrupt)?;
+    let plan = match reusable {
+        Some(_) => crate::shallow::Plan::default(),
+        None => {
+            let commit_wants = crate::pack::split_wants(repo, &req.wants, &mut named)?;
+            plan_commits(repo, &req, &commit_wants, &common, interrupt)?
+        }
+    };
     // v0 sends a shallow list (ended by a flush) only to a deepening request, as git's
     // `send_shallow_list` does; a shallow client fetching without deepening reads ACK/NAK next.
     if req.shallow.is_deepening() {
@@ -407,18 +425,21 @@ fn serve_v0<R: Read, W: Write>(
         None => pkt::text(out, "NAK")?,
     }
     let sideband = req.has("side-band-64k") || req.has("side-band");
-    let objects = send_pack(
-        repo,
-        &snapshot,
-        &req,
-        plan.commits,
-        &named,
-        &common,
-        out,
-        sideband,
-        interrupt,
-        options,
-    )?;
+    let objects = match reusable {
+        Some(pack) => send::send_stored(&req, pack, out, sideband)?,
+        None => send_pack(
+            repo,
+            &snapshot,
+            &req,
+            plan.commits,
+            &named,
+            &common,
+            out,
+            sideband,
+            interrupt,
+            options,
+        )?,
+    };
     if sideband {
         pkt::flush(out)?;
     }
@@ -705,27 +726,36 @@ fn fetch_v2<W: Write>(
             ..Outcome::default()
         });
     }
+    let reusable = req.reusable(repo, &common);
     let mut named = Vec::new();
-    let commit_wants = crate::pack::split_wants(repo, &req.wants, &mut named)?;
-    let plan = plan_commits(repo, &req, &commit_wants, &common, interrupt)?;
+    let plan = match reusable {
+        Some(_) => crate::shallow::Plan::default(),
+        None => {
+            let commit_wants = crate::pack::split_wants(repo, &req.wants, &mut named)?;
+            plan_commits(repo, &req, &commit_wants, &common, interrupt)?
+        }
+    };
     if req.has_shallow_section() {
         pkt::text(out, "shallow-info")?;
         write_shallow_lines(out, &plan)?;
         pkt::delim(out)?;
     }
     pkt::text(out, "packfile")?;
-    let objects = send_pack(
-        repo,
-        &snapshot,
-        &req,
-        plan.commits,
-        &named,
-        &common,
-        out,
-        true,
-        interrupt,
-        options,
-    )?;
+    let objects = match reusable {
+        Some(pack) => send::send_stored(&req, pack, out, true)?,
+        None => send_pack(
+            repo,
+            &snapshot,
+            &req,
+            plan.commits,
+            &named,
+            &common,
+            out,
+            true,
+            interrupt,
+            options,
+        )?,
+    };
     pkt::flush(out)?;
     Ok(Outcome {
         sent_pack: true,

@@ -1,7 +1,8 @@
 //! `repo_upkeep`: consolidates a repository's packs once a push leaves more than
 //! [`CONSOLIDATE_ABOVE_PACKS`], removes what killed processes left (temporary packs of a
 //! consolidation, quarantines whose push is gone), and rewrites the commit-graph (also queued by
-//! a push of [`GRAPH_AFTER_COMMITS`] new commits or more). Queued by pushes; as a job, a consolidation
+//! a push of [`GRAPH_AFTER_COMMITS`] new commits or more) and records the pack a clone is
+//! answered with as stored (`gitcore::upload_pack::reuse`). Queued by pushes; as a job, a consolidation
 //! whose server died runs again once its lease expires, and one that keeps failing ends in
 //! `/admin/jobs/failed`.
 
@@ -56,18 +57,31 @@ pub async fn run(state: &AppState, job: &job::Model) -> Outcome {
                 }
             }
         };
-        Ok::<_, gitcore::storage::ConsolidateError>((done, graph))
+        // Also a cache: the pack a clone can be answered with as stored.
+        let reuse = if done.skipped_locked {
+            None
+        } else {
+            let interrupt = std::sync::atomic::AtomicBool::new(false);
+            match gitcore::upload_pack::reuse::mark(&path, &interrupt) {
+                Ok(marked) => Some(format!("{marked:?}")),
+                Err(e) => {
+                    tracing::warn!(error = %gitcore::error_chain(&e), "could not record the clone pack");
+                    None
+                }
+            }
+        };
+        Ok::<_, gitcore::storage::ConsolidateError>((done, graph, reuse))
     })
     .await
     .map_err(|e| JobError::transient(format!("upkeep task: {e}")))?;
     match result {
-        Ok((done, _)) if done.skipped_locked => {
+        Ok((done, _, _)) if done.skipped_locked => {
             tracing::warn!(repo = %repo_id, "upkeep skipped: another live process holds the consolidation lock; will retry");
             Err(JobError::transient(
                 "another process is consolidating this repository's packs",
             ))
         }
-        Ok((done, graph)) => {
+        Ok((done, graph, reuse)) => {
             if done.packs_merged > 0 || done.stale_removed > 0 {
                 tracing::info!(repo = %repo_id, packs = done.packs_merged, objects = done.objects,
                     stale_files = done.stale_removed, "repository upkeep done");
@@ -78,6 +92,7 @@ pub async fn run(state: &AppState, job: &job::Model) -> Outcome {
                 "objects": done.objects,
                 "staleFilesRemoved": done.stale_removed,
                 "commitGraphCommits": graph,
+                "clonePack": reuse,
             })))
         }
         Err(e) => {
