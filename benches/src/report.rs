@@ -103,7 +103,7 @@ fn metrics(scenario: &str) -> Vec<Metric> {
         m.push(("server CPU s", |s| s.server_cpu_secs));
         m.push(("MB", |s| s.bytes as f64 / 1e6));
         m.push(("MB/s", |s| s.mb_per_sec()));
-        if scenario == "clone-stream" {
+        if scenario.starts_with("clone-stream") {
             m.push(("first pack byte s", |s| s.ttfb_secs.unwrap_or(0.0)));
         }
         if scenario.starts_with("gitcore") {

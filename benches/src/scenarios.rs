@@ -330,7 +330,11 @@ pub fn clone_stream_bitmap(ctx: &Ctx<'_>) -> anyhow::Result<ScenarioResult> {
     clone_stream_of(ctx, "clone-stream-bitmap", &paths)
 }
 
-fn clone_stream_of(ctx: &Ctx<'_>, name: &str, paths: &[String; 2]) -> anyhow::Result<ScenarioResult> {
+fn clone_stream_of(
+    ctx: &Ctx<'_>,
+    name: &str,
+    paths: &[String; 2],
+) -> anyhow::Result<ScenarioResult> {
     let wants = corpus_tips(ctx)?;
     let rt = rt()?;
     let client = client()?;

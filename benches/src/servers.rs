@@ -215,7 +215,10 @@ impl Server for Orbit {
                 let mut pending = 0;
                 for state in ["queued", "running"] {
                     let resp = client
-                        .get(format!("{}/admin/jobs?state={state}&kind=repo_upkeep", self.base))
+                        .get(format!(
+                            "{}/admin/jobs?state={state}&kind=repo_upkeep",
+                            self.base
+                        ))
                         .header("X-Internal-Token", INTERNAL_TOKEN)
                         .send()
                         .await?;

@@ -1,6 +1,12 @@
 //! Reading the references a client may see: `HEAD`, `refs/heads/*`, `refs/tags/*` (and the rest of
 //! `refs/`), each with its target and, for annotated tags, the peeled object.
 
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
 use gix::bstr::ByteSlice;
 use gix::ObjectId;
 
@@ -83,6 +89,34 @@ impl Snapshot {
         })
     }
 
+    /// The references of `repo` as [`read`](Self::read) gives them, from a per-process cache
+    /// revalidated on every call: the cached snapshot is used only while `HEAD`, `packed-refs`
+    /// and every directory under `refs/` still have the inode, size and change times they had
+    /// before it was read (a loose ref is created, replaced or deleted by a rename or unlink in
+    /// its directory; `packed-refs` is replaced by a rename). Any writer, in this process or in
+    /// another one on the same storage, changes one of them. A snapshot whose files changed
+    /// less than [`RACY`] before it was read is not kept, since a second change within the
+    /// same timestamp tick could leave the times as they were (git's "racy" case).
+    pub fn read_cached(repo: &gix::Repository) -> Result<Arc<Self>, Error> {
+        let git_dir = repo.path().to_owned();
+        let cache = CACHE.get_or_init(Default::default);
+        let cached = cache.lock().ok().and_then(|c| c.get(&git_dir).cloned());
+        if let Some((stamp, snapshot)) = cached {
+            if stamp.still_valid(&git_dir) {
+                return Ok(snapshot);
+            }
+        }
+        let stamp = Stamp::take(&git_dir);
+        let snapshot = Arc::new(Self::read(repo)?);
+        if let (Some(stamp), Ok(mut c)) = (stamp.filter(|s| !s.is_racy()), cache.lock()) {
+            if c.len() >= CACHE_REPOS && !c.contains_key(&git_dir) {
+                c.clear(); // rare: more live repositories than entries; start over
+            }
+            c.insert(git_dir, (Arc::new(stamp), Arc::clone(&snapshot)));
+        }
+        Ok(snapshot)
+    }
+
     /// Whether `id` is the target or peeled target of some advertised reference (or `HEAD`).
     pub fn is_tip(&self, id: &ObjectId) -> bool {
         self.head.as_ref() == Some(id)
@@ -95,5 +129,174 @@ impl Snapshot {
     /// The current value of the reference `name`.
     pub fn get(&self, name: &str) -> Option<ObjectId> {
         self.refs.iter().find(|r| r.name == name).map(|r| r.target)
+    }
+}
+
+/// Repositories whose snapshot is kept per process.
+const CACHE_REPOS: usize = 1024;
+
+/// A snapshot read within this time of a change to its files is not cached.
+pub const RACY: Duration = Duration::from_secs(1);
+
+type Cache = Mutex<HashMap<PathBuf, (Arc<Stamp>, Arc<Snapshot>)>>;
+static CACHE: OnceLock<Cache> = OnceLock::new();
+
+/// What identifies one state of a file or directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<Self> {
+        let m = std::fs::symlink_metadata(path).ok()?;
+        Some(Self {
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+}
+
+/// The state of every file a snapshot is read from (a missing one stamped as such).
+#[derive(Debug)]
+struct Stamp {
+    files: Vec<(PathBuf, Option<FileStamp>)>,
+    taken: std::time::SystemTime,
+}
+
+impl Stamp {
+    /// Stamps `HEAD`, `packed-refs` and every directory under `refs/`; `None` when a directory
+    /// cannot be listed.
+    fn take(git_dir: &Path) -> Option<Self> {
+        let taken = std::time::SystemTime::now();
+        let mut files = vec![
+            (git_dir.join("HEAD"), FileStamp::of(&git_dir.join("HEAD"))),
+            (
+                git_dir.join("packed-refs"),
+                FileStamp::of(&git_dir.join("packed-refs")),
+            ),
+        ];
+        let mut dirs = vec![git_dir.join("refs")];
+        while let Some(dir) = dirs.pop() {
+            let stamp = FileStamp::of(&dir);
+            if stamp.is_some() {
+                for entry in std::fs::read_dir(&dir).ok()? {
+                    let entry = entry.ok()?;
+                    if entry.file_type().ok()?.is_dir() {
+                        dirs.push(entry.path());
+                    }
+                }
+            }
+            files.push((dir, stamp));
+        }
+        Some(Self { files, taken })
+    }
+
+    fn still_valid(&self, git_dir: &Path) -> bool {
+        self.files.iter().all(|(p, s)| FileStamp::of(p) == *s) && git_dir.is_dir()
+    }
+
+    /// Whether some file changed within [`RACY`] of the stamp being taken.
+    fn is_racy(&self) -> bool {
+        let Ok(now) = self.taken.duration_since(std::time::UNIX_EPOCH) else {
+            return true;
+        };
+        let now = now.as_nanos() as i128;
+        let racy = RACY.as_nanos() as i128;
+        self.files.iter().flat_map(|(_, s)| s).any(|s| {
+            [s.mtime, s.ctime]
+                .iter()
+                .any(|(sec, nsec)| now - (*sec as i128 * 1_000_000_000 + *nsec as i128) < racy)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read::testutil::{git, init, open};
+
+    fn main_of(repo: &gix::Repository) -> Option<ObjectId> {
+        Snapshot::read_cached(repo)
+            .expect("refs")
+            .get("refs/heads/main")
+    }
+
+    /// Every kind of ref change is seen through the cache: loose update, new branch in a new
+    /// directory, packing, deletion of a packed ref, and `HEAD`.
+    #[test]
+    fn the_cached_snapshot_follows_every_ref_change() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        init(dir);
+        git(dir, &["commit", "-q", "--allow-empty", "-m", "a"]);
+        let a = ObjectId::from_hex(git(dir, &["rev-parse", "HEAD"]).trim().as_bytes()).expect("id");
+        git(dir, &["commit", "-q", "--allow-empty", "-m", "b"]);
+        let b = ObjectId::from_hex(git(dir, &["rev-parse", "HEAD"]).trim().as_bytes()).expect("id");
+        let repo = open(dir);
+        let settle = || std::thread::sleep(RACY + Duration::from_millis(50));
+        settle();
+        assert_eq!(main_of(&repo), Some(b));
+        let first = Snapshot::read_cached(&repo).expect("refs");
+        assert!(
+            Arc::ptr_eq(&first, &Snapshot::read_cached(&repo).expect("refs")),
+            "cached"
+        );
+
+        git(dir, &["update-ref", "refs/heads/main", &a.to_string()]);
+        assert_eq!(main_of(&repo), Some(a), "a loose update");
+        settle();
+        assert_eq!(main_of(&repo), Some(a));
+        git(
+            dir,
+            &["update-ref", "refs/heads/feature/x/y", &b.to_string()],
+        );
+        assert_eq!(
+            Snapshot::read_cached(&repo)
+                .expect("refs")
+                .get("refs/heads/feature/x/y"),
+            Some(b),
+            "a branch in new directories"
+        );
+        settle();
+        git(dir, &["pack-refs", "--all"]);
+        settle();
+        assert_eq!(main_of(&repo), Some(a), "packed");
+        git(dir, &["update-ref", "-d", "refs/heads/feature/x/y"]);
+        assert_eq!(
+            Snapshot::read_cached(&repo)
+                .expect("refs")
+                .get("refs/heads/feature/x/y"),
+            None,
+            "a packed ref deleted"
+        );
+        settle();
+        git(dir, &["symbolic-ref", "HEAD", "refs/heads/other"]);
+        assert_eq!(
+            Snapshot::read_cached(&repo)
+                .expect("refs")
+                .head_symref
+                .as_deref(),
+            Some("refs/heads/other")
+        );
+    }
+
+    /// A snapshot read right after a change is not kept: within one timestamp tick a second
+    /// change could leave every stamp as it was.
+    #[test]
+    fn a_snapshot_of_a_fresh_change_is_not_cached() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        init(dir);
+        git(dir, &["commit", "-q", "--allow-empty", "-m", "a"]);
+        let repo = open(dir);
+        let first = Snapshot::read_cached(&repo).expect("refs");
+        let second = Snapshot::read_cached(&repo).expect("refs");
+        assert!(!Arc::ptr_eq(&first, &second));
     }
 }

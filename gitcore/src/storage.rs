@@ -416,7 +416,8 @@ mod tests {
         let wants = reuse::tests::clone_wants(dir);
         let (pack, count) = reuse::tests::fetch(&repo_dir, &wants, &["ofs-delta"]);
         assert_eq!(count, clone_objects);
-        let stored = std::fs::read(repo_dir.join("objects/pack").join(&manifest.pack)).expect("pack");
+        let stored =
+            std::fs::read(repo_dir.join("objects/pack").join(&manifest.pack)).expect("pack");
         assert!(pack == stored);
         reuse::tests::index_pack_accepts(&pack, clone_objects);
     }
@@ -556,7 +557,10 @@ pub fn consolidate(path: &Path, max_packs: usize) -> Result<Consolidated, Consol
     match clone_set {
         Some((tips, needed)) => {
             let in_clone: std::collections::HashSet<ObjectId> = needed.iter().copied().collect();
-            let rest: Vec<ObjectId> = ids.into_iter().filter(|id| !in_clone.contains(id)).collect();
+            let rest: Vec<ObjectId> = ids
+                .into_iter()
+                .filter(|id| !in_clone.contains(id))
+                .collect();
             parts.push((needed, Some(tips)));
             if !rest.is_empty() {
                 parts.push((rest, None));

@@ -247,7 +247,8 @@ async fn info_refs(
         if v2 {
             gitcore::advertise::info_refs_v2(&mut out).map_err(|e| e.to_string())?;
         } else {
-            let snapshot = gitcore::refs::Snapshot::read(&repo).map_err(|e| e.to_string())?;
+            let snapshot =
+                gitcore::refs::Snapshot::read_cached(&repo).map_err(|e| e.to_string())?;
             gitcore::advertise::info_refs_v0(&mut out, service, &snapshot)
                 .map_err(|e| e.to_string())?;
         }

@@ -284,7 +284,9 @@ impl Request {
             && !self.shallow.is_deepening()
             && self.filter == Filter::None
             && self.has("ofs-delta");
-        plain.then(|| reuse::find(repo.path(), &self.wants)).flatten()
+        plain
+            .then(|| reuse::find(repo.path(), &self.wants))
+            .flatten()
     }
 }
 
@@ -376,7 +378,7 @@ fn serve_v0<R: Read, W: Write>(
             Some(other) => return Err(Error::Protocol(format!("unexpected {other:?}")).into()),
         }
     }
-    let snapshot = Snapshot::read(repo)?;
+    let snapshot = Snapshot::read_cached(repo)?;
     req.resolve_deepen_not(&snapshot)?;
     check_wants(repo, &snapshot, &req.wants)?;
     let common = common_commits(repo, &req.haves);
@@ -649,7 +651,7 @@ fn ls_refs<W: Write>(repo: &gix::Repository, args: &[Vec<u8>], out: &mut W) -> R
     }
     let wanted =
         |name: &str| prefixes.is_empty() || prefixes.iter().any(|p| name.starts_with(p.as_str()));
-    let snapshot = Snapshot::read(repo)?;
+    let snapshot = Snapshot::read_cached(repo)?;
     if wanted("HEAD") {
         match (snapshot.head, &snapshot.head_symref) {
             (Some(head), target) => {
@@ -684,7 +686,7 @@ fn fetch_v2<W: Write>(
     options: &Options,
 ) -> Result<Outcome, Failure> {
     let mut req = Request::default();
-    let snapshot = Snapshot::read(repo)?;
+    let snapshot = Snapshot::read_cached(repo)?;
     for a in args {
         let a = a.as_slice();
         if let Some(hex) = a.strip_prefix(b"want ") {

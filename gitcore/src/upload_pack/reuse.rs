@@ -225,10 +225,7 @@ pub fn mark(repo_path: &Path, interrupt: &AtomicBool) -> Result<Marked, crate::p
         if index.num_objects() as usize != needed.len() {
             continue;
         }
-        if needed
-            .iter()
-            .all(|id| index.lookup(id.as_ref()).is_some())
-        {
+        if needed.iter().all(|id| index.lookup(id.as_ref()).is_some()) {
             write_manifest(repo_path, &pack, index.num_objects(), &tips)
                 .map_err(crate::pack::Error::Io)?;
             return Ok(Marked::Recorded {
@@ -321,7 +318,12 @@ pub(crate) mod tests {
     pub(crate) fn clone_wants(dir: &Path) -> Vec<String> {
         let mut tips: Vec<String> = git(
             dir,
-            &["for-each-ref", "--format=%(objectname)", "refs/heads", "refs/tags"],
+            &[
+                "for-each-ref",
+                "--format=%(objectname)",
+                "refs/heads",
+                "refs/tags",
+            ],
         )
         .lines()
         .map(str::to_owned)
@@ -376,7 +378,8 @@ pub(crate) mod tests {
         );
         assert_eq!(mark(&repo_dir, &interrupt).expect("mark"), Marked::Current);
         let manifest = read_manifest(&repo_dir).expect("manifest");
-        let stored = std::fs::read(repo_dir.join("objects/pack").join(&manifest.pack)).expect("pack");
+        let stored =
+            std::fs::read(repo_dir.join("objects/pack").join(&manifest.pack)).expect("pack");
 
         let wants = clone_wants(dir);
         let (pack, count, reused) = fetch_reused(&repo_dir, &wants, &["ofs-delta", "thin-pack"]);
@@ -390,9 +393,11 @@ pub(crate) mod tests {
         assert!(!reused && pack != stored);
         index_pack_accepts(&pack, count);
         let (_, _, reused) = fetch_reused(&repo_dir, &wants, &[]);
-        assert!(!reused, "a client without ofs-delta never gets stored ofs-deltas");
-        let (pack, _, reused) =
-            fetch_reused(&repo_dir, &wants, &["ofs-delta", "filter blob:none"]);
+        assert!(
+            !reused,
+            "a client without ofs-delta never gets stored ofs-deltas"
+        );
+        let (pack, _, reused) = fetch_reused(&repo_dir, &wants, &["ofs-delta", "filter blob:none"]);
         assert!(!reused && pack != stored);
 
         // Once the refs move, the old record no longer matches the clone's wants.
@@ -417,7 +422,10 @@ pub(crate) mod tests {
         git(dir, &["repack", "-adq"]);
         let repo_dir = dir.join(".git");
         let interrupt = AtomicBool::new(false);
-        assert!(matches!(mark(&repo_dir, &interrupt), Ok(Marked::Recorded { .. })));
+        assert!(matches!(
+            mark(&repo_dir, &interrupt),
+            Ok(Marked::Recorded { .. })
+        ));
         let wants = clone_wants(dir);
         let path = manifest_path(&repo_dir);
         let good = std::fs::read_to_string(&path).expect("manifest");

@@ -200,7 +200,10 @@ pub(super) fn send_stored<W: Write>(
     let io_err = |e: io::Error| Failure::InPack(Error::from(crate::pack::Error::Io(e)), sideband);
     if sideband && !req.has("no-progress") {
         SideBand::new(&mut *out)
-            .progress(&format!("Reusing a stored pack of {} objects\n", pack.objects))
+            .progress(&format!(
+                "Reusing a stored pack of {} objects\n",
+                pack.objects
+            ))
             .map_err(io_err)?;
     }
     on_data(out, sideband, |sink| super::reuse::stream(pack, sink)).map_err(io_err)
