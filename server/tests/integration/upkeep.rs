@@ -282,3 +282,77 @@ async fn a_live_consolidation_in_another_process_is_never_taken_over() {
         .await;
     assert_eq!(j.body["state"], "succeeded", "{}", j.body);
 }
+
+/// After upkeep, a clone of every branch and tag is answered with the stored pack as it is (the
+/// client sees the server say so); the clone is complete and clean. Once a push moves a branch,
+/// clones take the ordinary path again, and are just as complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clone_after_upkeep_streams_the_stored_pack_as_it_is() {
+    let mut r = Repo::new(Options {
+        binary: true,
+        env: vec![("ORBIT_JOB_POLL_MS".into(), "50".into())],
+        ..Options::default()
+    })
+    .await;
+    let mut head = String::new();
+    for i in 0..32 {
+        head = r.push_one(i, 20).await;
+        if i == 0 {
+            r.work.run(&["tag", "-a", "-m", "first", "v1"]).await;
+            r.work
+                .run(&["push", "-q", "origin", "v1", "HEAD:refs/heads/side"])
+                .await;
+        }
+    }
+    r.wait_packs_at_most(2, 60).await;
+    let manifest = r.path.join("objects/pack/orbit-reuse");
+    let start = Instant::now();
+    // The upkeep queued by the push that made the 33rd pack records the refs as they are then.
+    while !std::fs::read_to_string(&manifest).is_ok_and(|m| m.contains(&format!("tip {head}"))) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no clone pack recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let url = r.work.run(&["remote", "get-url", "origin"]).await;
+    let (dir, progress) = clone_with_progress(&r.work, &url, "stored").await;
+    assert!(progress.contains("Reusing a stored pack"), "{progress}");
+    assert_eq!(
+        r.work.run_in(&dir, &["rev-parse", "origin/main"]).await,
+        head
+    );
+    assert_eq!(
+        r.work.run_in(&dir, &["rev-parse", "v1^{commit}"]).await,
+        r.work.run(&["rev-parse", "v1^{commit}"]).await
+    );
+    assert_eq!(
+        r.work
+            .run_in(&dir, &["rev-list", "--count", "origin/main"])
+            .await,
+        r.work.run(&["rev-list", "--count", "HEAD"]).await
+    );
+
+    let head = r.push_one(99, 5).await;
+    let (dir, progress) = clone_with_progress(&r.work, &url, "ordinary").await;
+    assert!(!progress.contains("Reusing a stored pack"), "{progress}");
+    assert_eq!(
+        r.work.run_in(&dir, &["rev-parse", "origin/main"]).await,
+        head
+    );
+    r.fsck_strict();
+}
+
+/// `git clone --progress` of `url` beside `work`'s tree: the clone's directory (checked by
+/// `fsck --strict`) and what git printed.
+async fn clone_with_progress(work: &Work, url: &str, name: &str) -> (PathBuf, String) {
+    let parent = work.dir.join("..");
+    let (ok, _, err) = work
+        .try_run_in(&parent, &["clone", "--progress", url, name])
+        .await;
+    assert!(ok, "clone: {err}");
+    let dir = parent.join(name);
+    work.run_in(&dir, &["fsck", "--strict", "--no-dangling"])
+        .await;
+    (dir, err)
+}
