@@ -127,6 +127,9 @@ pub struct LimitsConfig {
     pub pack_cache_ttl: Duration,
     /// `GIT_DELTA_CACHE_BYTES`: each repository handle's delta-base cache; 0 turns it off.
     pub delta_cache_bytes: u64,
+    /// `GIT_ACCESS_CACHE_MS`: how long a git read may use a repository row and a role read
+    /// from the database before (changes made in this process apply at once); 0 turns it off.
+    pub access_cache_ttl: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -144,6 +147,7 @@ impl Default for LimitsConfig {
             pack_cache_max_bytes: 1 << 30,
             pack_cache_ttl: Duration::from_secs(300),
             delta_cache_bytes: 16 << 20,
+            access_cache_ttl: Duration::from_millis(1000),
         }
     }
 }
@@ -473,6 +477,7 @@ impl Config {
             pack_cache_max_bytes: whole("GIT_PACK_CACHE_MAX_BYTES", defaults.pack_cache_max_bytes)?,
             pack_cache_ttl: Duration::from_secs(number("GIT_PACK_CACHE_TTL_SECS", 300)?),
             delta_cache_bytes: whole("GIT_DELTA_CACHE_BYTES", defaults.delta_cache_bytes)?,
+            access_cache_ttl: Duration::from_millis(whole("GIT_ACCESS_CACHE_MS", 1000)?),
         };
 
         Ok(Config {

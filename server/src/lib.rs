@@ -3,6 +3,7 @@
 //! [`app()`] builds the whole router from an [`AppState`], so tests can serve it on a real port
 //! without the CLI; `main.rs` is a thin shell over [`cli`].
 
+pub mod access_cache;
 pub mod api;
 pub mod auth;
 pub mod body_channel;

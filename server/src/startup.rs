@@ -105,6 +105,9 @@ pub async fn prepare(config: Config) -> Result<(AppState, Report), Error> {
             db,
             auth: Arc::new(auth),
             config: Arc::new(config),
+            access: Arc::new(crate::access_cache::AccessCache::new(
+                limits.access_cache_ttl,
+            )),
             repos: Arc::new(crate::repo_cache::RepoCache::new(256)),
             merges: Arc::new(crate::merge_cache::MergeCache::new(4096)),
             merge_queue: Arc::default(),

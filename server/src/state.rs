@@ -17,6 +17,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// The configuration in effect.
     pub config: Arc<Config>,
+    /// Repository rows and roles for git reads, kept for a moment.
+    pub access: Arc<crate::access_cache::AccessCache>,
     /// Open repositories.
     pub repos: Arc<crate::repo_cache::RepoCache>,
     /// Permits for blocking git work (advertisements, upload-pack, receive-pack): four per core

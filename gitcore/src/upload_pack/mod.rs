@@ -16,6 +16,7 @@ use crate::pkt::{self, Line};
 use crate::refs::Snapshot;
 use crate::shallow::Deepen;
 
+mod blobless;
 pub mod reuse;
 mod send;
 use send::send_pack;
@@ -277,15 +278,15 @@ impl Request {
     }
 
     /// The stored pack that answers this request as it is: a clone of every branch and tag,
-    /// with nothing in common, no shallow history, no filter, taking ofs-deltas.
+    /// with nothing in common, no shallow history, no filter or `blob:none`, taking ofs-deltas.
     fn reusable(&self, repo: &gix::Repository, common: &[ObjectId]) -> Option<reuse::Reusable> {
         let plain = common.is_empty()
             && self.shallow.client_shallows.is_empty()
             && !self.shallow.is_deepening()
-            && self.filter == Filter::None
+            && matches!(self.filter, Filter::None | Filter::BlobNone)
             && self.has("ofs-delta");
         plain
-            .then(|| reuse::find(repo.path(), &self.wants))
+            .then(|| reuse::find(repo.path(), &self.wants, self.filter))
             .flatten()
     }
 }

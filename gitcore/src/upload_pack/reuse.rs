@@ -5,7 +5,8 @@
 //! finds the pack that holds exactly the objects reachable from the `refs/heads/*` and
 //! `refs/tags/*` tips and records it with those tips in `objects/pack/orbit-reuse`. A fetch with
 //! no haves, no shallow or deepen lines, no filter, `ofs-delta`, and wants equal to the recorded
-//! tips gets that pack byte for byte ([`find`], [`stream`]). Any other request, or a recorded
+//! tips gets that pack byte for byte ([`find`], [`stream`]); the same with `filter blob:none`
+//! gets its entries that are not blobs, as stored ([`super::blobless`]). Any other request, or a recorded
 //! state the refs have since left, takes the ordinary path: the manifest only ever names a
 //! pack whose object set was proven equal to the reachable set of its tips, so a match on the
 //! tips is a match on the content. Every process on the storage root reads the same file.
@@ -103,17 +104,40 @@ pub fn read_manifest(repo_path: &Path) -> Option<Manifest> {
     })
 }
 
-/// A pack ready to be streamed as it is.
+/// A stored pack ready to be streamed.
 #[derive(Debug)]
 pub struct Reusable {
-    file: File,
-    /// Objects in it.
+    source: Source,
+    /// Objects that go out.
     pub objects: u32,
+    /// Objects in the stored pack.
+    pub stored: u32,
 }
 
-/// The stored pack that answers a clone wanting exactly `wants`, if one is recorded. Call only for
-/// a request without haves, shallow lines, deepening or filter, whose client takes ofs-deltas.
-pub fn find(repo_path: &Path, wants: &[ObjectId]) -> Option<Reusable> {
+#[derive(Debug)]
+enum Source {
+    /// All of it, as it is.
+    Whole(File),
+    /// All but its blobs.
+    Blobless(Box<super::blobless::Blobless>),
+}
+
+impl Reusable {
+    /// Whether blobs are left out.
+    pub fn is_blobless(&self) -> bool {
+        matches!(self.source, Source::Blobless(_))
+    }
+}
+
+/// The stored pack that answers a clone wanting exactly `wants` with `filter` (none, or
+/// `blob:none`), if one is recorded. Call only for a request without haves, shallow lines or
+/// deepening, whose client takes ofs-deltas.
+pub fn find(repo_path: &Path, wants: &[ObjectId], filter: crate::pack::Filter) -> Option<Reusable> {
+    let blobless = match filter {
+        crate::pack::Filter::None => false,
+        crate::pack::Filter::BlobNone => true,
+        _ => return None,
+    };
     let manifest = read_manifest(repo_path)?;
     let mut wants = wants.to_vec();
     wants.sort_unstable();
@@ -121,7 +145,20 @@ pub fn find(repo_path: &Path, wants: &[ObjectId]) -> Option<Reusable> {
     if wants != manifest.tips {
         return None;
     }
-    let mut file = File::open(repo_path.join("objects").join("pack").join(&manifest.pack)).ok()?;
+    let pack_path = repo_path.join("objects").join("pack").join(&manifest.pack);
+    if blobless {
+        // Mapped: a consolidation removing it from now on cannot take it from us.
+        let plan = super::blobless::Blobless::plan(&pack_path)?;
+        if plan.objects_in_pack() != manifest.objects {
+            return None;
+        }
+        return Some(Reusable {
+            objects: plan.objects,
+            stored: manifest.objects,
+            source: Source::Blobless(Box::new(plan)),
+        });
+    }
+    let mut file = File::open(pack_path).ok()?;
     // Opened: a consolidation removing it from now on cannot take it from us. Check it is what
     // the manifest says (a v2 pack of that many objects) before a byte goes out.
     let mut header = [0u8; 12];
@@ -132,14 +169,18 @@ pub fn find(repo_path: &Path, wants: &[ObjectId]) -> Option<Reusable> {
         return None;
     }
     Some(Reusable {
-        file,
+        source: Source::Whole(file),
         objects: manifest.objects,
+        stored: manifest.objects,
     })
 }
 
-/// Streams `pack` (header included) to `out`.
+/// Streams `pack` (header and trailer included) to `out`.
 pub fn stream(pack: Reusable, out: &mut (impl Write + ?Sized)) -> io::Result<usize> {
-    let Reusable { mut file, objects } = pack;
+    let (mut file, objects) = match pack.source {
+        Source::Whole(file) => (file, pack.objects),
+        Source::Blobless(plan) => return plan.stream(out),
+    };
     out.write_all(b"PACK")?;
     out.write_all(&2u32.to_be_bytes())?;
     out.write_all(&objects.to_be_bytes())?;
@@ -350,7 +391,7 @@ pub(crate) mod tests {
     fn history(dir: &Path) {
         init(dir);
         for i in 0..5 {
-            std::fs::write(dir.join("f.txt"), format!("line\n").repeat(40 + i)).expect("write");
+            std::fs::write(dir.join("f.txt"), "line\n".repeat(40 + i)).expect("write");
             std::fs::write(dir.join(format!("g{i}.txt")), format!("g {i}\n")).expect("write");
             git(dir, &["add", "-A"]);
             git(dir, &["commit", "-q", "-m", &format!("c{i}")]);
@@ -397,8 +438,9 @@ pub(crate) mod tests {
             !reused,
             "a client without ofs-delta never gets stored ofs-deltas"
         );
-        let (pack, _, reused) = fetch_reused(&repo_dir, &wants, &["ofs-delta", "filter blob:none"]);
-        assert!(!reused && pack != stored);
+        let (_, _, reused) =
+            fetch_reused(&repo_dir, &wants, &["ofs-delta", "filter blob:limit=10"]);
+        assert!(!reused, "only blob:none is cut from the stored pack");
 
         // Once the refs move, the old record no longer matches the clone's wants.
         std::fs::write(dir.join("h.txt"), "new\n").expect("write");
@@ -412,6 +454,98 @@ pub(crate) mod tests {
         // A loose commit: no pack holds exactly the clone's objects.
         assert_eq!(mark(&repo_dir, &interrupt).expect("mark"), Marked::NoMatch);
         assert!(read_manifest(&repo_dir).is_none());
+    }
+
+    /// Id and type of every object `git verify-pack -v` lists in `pack`, and how many are
+    /// deltas.
+    fn listed_objects(pack: &[u8]) -> (std::collections::BTreeMap<String, String>, usize) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        git(tmp.path(), &["init", "-q", "--bare", "."]);
+        std::fs::write(tmp.path().join("in.pack"), pack).expect("write");
+        git(tmp.path(), &["index-pack", "in.pack"]);
+        let mut objects = std::collections::BTreeMap::new();
+        let mut deltas = 0;
+        for line in git(tmp.path(), &["verify-pack", "-v", "in.idx"]).lines() {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() >= 5 && cols[0].len() == 40 {
+                objects.insert(cols[0].to_owned(), cols[1].to_owned());
+                if cols.len() == 7 {
+                    deltas += 1;
+                }
+            }
+        }
+        (objects, deltas)
+    }
+
+    #[test]
+    fn a_blobless_clone_gets_the_stored_commits_trees_and_tags_with_their_deltas() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        init(dir);
+        // A wide tree changed one entry at a time: trees stored as deltas of each other, and
+        // blobs (deltas too) between them in the pack.
+        std::fs::create_dir_all(dir.join("src")).expect("mkdir");
+        for i in 0..40 {
+            for f in 0..60 {
+                if f % 40 == i % 40 || i == 0 {
+                    let text = format!("file {f} revision {i}\n").repeat(30 + f);
+                    std::fs::write(dir.join("src").join(format!("f{f:02}.rs")), text)
+                        .expect("write");
+                }
+            }
+            git(dir, &["add", "-A"]);
+            git(dir, &["commit", "-q", "-m", &format!("c{i}")]);
+            if i % 10 == 5 {
+                git(dir, &["tag", "-a", "-m", "t", &format!("v{i}")]);
+            }
+        }
+        git(dir, &["branch", "old", "HEAD~20"]);
+        git(dir, &["repack", "-adfq", "--window=50", "--depth=50"]);
+        let repo_dir = dir.join(".git");
+        let interrupt = AtomicBool::new(false);
+        assert!(matches!(
+            mark(&repo_dir, &interrupt),
+            Ok(Marked::Recorded { .. })
+        ));
+        let expected: std::collections::BTreeSet<String> = git(
+            dir,
+            &[
+                "rev-list",
+                "--objects",
+                "--branches",
+                "--tags",
+                "--filter=blob:none",
+            ],
+        )
+        .lines()
+        .map(|l| l[..40].to_owned())
+        .collect();
+
+        let wants = clone_wants(dir);
+        let (pack, count, reused) =
+            fetch_reused(&repo_dir, &wants, &["ofs-delta", "filter blob:none"]);
+        assert!(reused, "answered from the stored pack");
+        assert_eq!(count, expected.len());
+        let (objects, deltas) = listed_objects(&pack);
+        let ids: std::collections::BTreeSet<String> = objects.keys().cloned().collect();
+        assert_eq!(
+            ids, expected,
+            "exactly what git's rev-list --filter=blob:none names"
+        );
+        assert!(objects.values().all(|t| t != "blob"));
+        assert!(objects.values().any(|t| t == "tag"));
+        assert!(
+            deltas > 20,
+            "trees went out as the deltas they are stored as: {deltas}"
+        );
+
+        // The ordinary path (no record) answers the same objects.
+        remove_manifest(&repo_dir);
+        let (plain, plain_count, reused) =
+            fetch_reused(&repo_dir, &wants, &["ofs-delta", "filter blob:none"]);
+        assert!(!reused);
+        assert_eq!(plain_count, count);
+        assert_eq!(listed_objects(&plain).0, objects);
     }
 
     #[test]
@@ -434,7 +568,10 @@ pub(crate) mod tests {
             .map(|w| ObjectId::from_hex(w.as_bytes()).expect("id"))
             .collect();
         std::fs::write(&path, &good).expect("write");
-        assert!(find(&repo_dir, &ids).is_some(), "the good one is used");
+        assert!(
+            find(&repo_dir, &ids, crate::pack::Filter::None).is_some(),
+            "the good one is used"
+        );
         for bad in [
             good.replace("pack pack-", "pack ../../pack-"),
             good.replace("objects ", "objects 1"),
@@ -442,7 +579,10 @@ pub(crate) mod tests {
             String::new(),
         ] {
             std::fs::write(&path, &bad).expect("write");
-            assert!(find(&repo_dir, &ids).is_none(), "{bad}");
+            assert!(
+                find(&repo_dir, &ids, crate::pack::Filter::None).is_none(),
+                "{bad}"
+            );
             let (pack, count, reused) = fetch_reused(&repo_dir, &wants, &["ofs-delta"]);
             assert!(!reused);
             index_pack_accepts(&pack, count);

@@ -199,11 +199,16 @@ pub(super) fn send_stored<W: Write>(
 ) -> Result<usize, Failure> {
     let io_err = |e: io::Error| Failure::InPack(Error::from(crate::pack::Error::Io(e)), sideband);
     if sideband && !req.has("no-progress") {
+        let message = if pack.is_blobless() {
+            format!(
+                "Reusing a stored pack without its blobs: {} of its {} objects\n",
+                pack.objects, pack.stored
+            )
+        } else {
+            format!("Reusing a stored pack of {} objects\n", pack.objects)
+        };
         SideBand::new(&mut *out)
-            .progress(&format!(
-                "Reusing a stored pack of {} objects\n",
-                pack.objects
-            ))
+            .progress(&message)
             .map_err(io_err)?;
     }
     on_data(out, sideband, |sink| super::reuse::stream(pack, sink)).map_err(io_err)

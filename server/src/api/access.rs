@@ -69,11 +69,21 @@ pub async fn authorize(
     repo: repository::Model,
     need: Need,
 ) -> Result<Authorized, ApiError> {
-    let identity = caller.0.as_ref();
-    let role = match identity {
+    let role = match caller.0.as_ref() {
         Some(id) => role_of(db, &repo, id.user_id).await?,
         None => None,
     };
+    decide(caller, repo, role, need)
+}
+
+/// Whether `caller`, whose role on `repo` is `role`, may do what `need` says.
+pub fn decide(
+    caller: &Caller,
+    repo: repository::Model,
+    role: Option<Role>,
+    need: Need,
+) -> Result<Authorized, ApiError> {
+    let identity = caller.0.as_ref();
     let scope_allows = |access: Access| {
         identity
             .and_then(|i| i.scopes.as_ref())

@@ -133,8 +133,9 @@ async fn put_collaborator(
                 Ok(row)
             })
         })
-        .await?;
-    Ok(JsonOut(row.into()))
+        .await;
+    crate::access_cache::changed();
+    Ok(JsonOut(row?.into()))
 }
 
 #[utoipa::path(
@@ -155,7 +156,7 @@ async fn delete_collaborator(
     }
     let actor = actor_of(&caller);
     let repo_id = a.repo.id;
-    state
+    let done = state
         .db
         .transaction::<_, (), ApiError>(move |txn| {
             Box::pin(async move {
@@ -173,7 +174,9 @@ async fn delete_collaborator(
                 Ok(())
             })
         })
-        .await?;
+        .await;
+    crate::access_cache::changed();
+    done?;
     Ok(StatusCode::NO_CONTENT)
 }
 

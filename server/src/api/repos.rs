@@ -514,7 +514,9 @@ async fn update_repo(
                 Ok(updated)
             })
         })
-        .await?;
+        .await;
+    crate::access_cache::changed();
+    let updated = updated?;
     Ok(JsonOut(RepoDto::new(updated, &state.config)))
 }
 
@@ -550,14 +552,17 @@ async fn soft_delete(
     let now = Utc::now();
     active.deleted_at = Set(Some(now));
     active.updated_at = Set(now);
-    db.transaction::<_, (), ApiError>(move |txn| {
-        Box::pin(async move {
-            active.update(txn).await?;
-            store::audit::record(txn, Some(id), "repo.deleted", actor, payload).await?;
-            Ok(())
+    let done = db
+        .transaction::<_, (), ApiError>(move |txn| {
+            Box::pin(async move {
+                active.update(txn).await?;
+                store::audit::record(txn, Some(id), "repo.deleted", actor, payload).await?;
+                Ok(())
+            })
         })
-    })
-    .await?;
+        .await;
+    crate::access_cache::changed();
+    done?;
     Ok(())
 }
 
@@ -602,6 +607,7 @@ pub async fn archive(
                 Ok(updated)
             })
         })
-        .await?;
-    Ok(updated)
+        .await;
+    crate::access_cache::changed();
+    Ok(updated?)
 }

@@ -2,6 +2,7 @@
 //! itself for the CLI). SQLite by default; PostgreSQL when `ORBIT_TEST_DATABASE_URL` is set, with
 //! a fresh database per test, always through the real migrations.
 
+mod access_cache;
 mod archive;
 mod auth;
 mod blame;

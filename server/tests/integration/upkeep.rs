@@ -316,7 +316,7 @@ async fn a_clone_after_upkeep_streams_the_stored_pack_as_it_is() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let url = r.work.run(&["remote", "get-url", "origin"]).await;
-    let (dir, progress) = clone_with_progress(&r.work, &url, "stored").await;
+    let (dir, progress) = clone_with_progress(&r.work, &url, "stored", &[]).await;
     assert!(progress.contains("Reusing a stored pack"), "{progress}");
     assert_eq!(
         r.work.run_in(&dir, &["rev-parse", "origin/main"]).await,
@@ -333,8 +333,46 @@ async fn a_clone_after_upkeep_streams_the_stored_pack_as_it_is() {
         r.work.run(&["rev-list", "--count", "HEAD"]).await
     );
 
+    // A blobless clone (what agents use most): the stored commits, trees and tags; git fetches
+    // the blobs of the checkout, and of older commits when asked, from the ordinary path.
+    let (partial, progress) =
+        clone_with_progress(&r.work, &url, "blobless", &["--filter=blob:none"]).await;
+    assert!(
+        progress.contains("Reusing a stored pack without its blobs"),
+        "{progress}"
+    );
+    let listing = r
+        .work
+        .run_in(
+            &partial,
+            &["rev-list", "--objects", "--all", "--missing=print"],
+        )
+        .await;
+    assert!(
+        listing.lines().any(|l| l.starts_with('?')),
+        "old blobs were left out"
+    );
+    assert_eq!(
+        r.work.run_in(&partial, &["rev-parse", "HEAD^{tree}"]).await,
+        r.work.run_in(&dir, &["rev-parse", "HEAD^{tree}"]).await
+    );
+    let (ok, _, err) = r
+        .work
+        .try_run_in(&partial, &["diff", "--quiet", "HEAD", "--"])
+        .await;
+    assert!(ok, "the checkout is complete: {err}");
+    assert_eq!(
+        r.work
+            .run_in(&partial, &["log", "-p", "--format=%H", "v1"])
+            .await,
+        r.work
+            .run_in(&dir, &["log", "-p", "--format=%H", "v1"])
+            .await,
+        "older blobs arrive on demand"
+    );
+
     let head = r.push_one(99, 5).await;
-    let (dir, progress) = clone_with_progress(&r.work, &url, "ordinary").await;
+    let (dir, progress) = clone_with_progress(&r.work, &url, "ordinary", &[]).await;
     assert!(!progress.contains("Reusing a stored pack"), "{progress}");
     assert_eq!(
         r.work.run_in(&dir, &["rev-parse", "origin/main"]).await,
@@ -345,11 +383,17 @@ async fn a_clone_after_upkeep_streams_the_stored_pack_as_it_is() {
 
 /// `git clone --progress` of `url` beside `work`'s tree: the clone's directory (checked by
 /// `fsck --strict`) and what git printed.
-async fn clone_with_progress(work: &Work, url: &str, name: &str) -> (PathBuf, String) {
+async fn clone_with_progress(
+    work: &Work,
+    url: &str,
+    name: &str,
+    extra: &[&str],
+) -> (PathBuf, String) {
     let parent = work.dir.join("..");
-    let (ok, _, err) = work
-        .try_run_in(&parent, &["clone", "--progress", url, name])
-        .await;
+    let mut args = vec!["clone", "--progress"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[url, name]);
+    let (ok, _, err) = work.try_run_in(&parent, &args).await;
     assert!(ok, "clone: {err}");
     let dir = parent.join(name);
     work.run_in(&dir, &["fsck", "--strict", "--no-dangling"])
