@@ -36,6 +36,7 @@ const SCENARIOS: &[&str] = &[
     "fetch-behind",
     "push-small",
     "small-ops",
+    "small-ops-split",
     "gitcore-pack",
     "rest",
     "merge",
@@ -186,6 +187,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         "clones",
         "fetch-behind",
         "small-ops",
+        "small-ops-split",
         "rest",
         "push-small",
         "fanout",
@@ -220,7 +222,18 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     if wanted("small-ops") {
         for c in [1, 8, 32] {
-            results.push(scenarios::small_ops(&ctx, c)?);
+            results.push(scenarios::small_ops(&ctx, c, scenarios::SmallOp::Mix)?);
+        }
+    }
+    if wanted("small-ops-split") {
+        for c in [8, 32] {
+            for op in [
+                scenarios::SmallOp::InfoRefs,
+                scenarios::SmallOp::LsRefs,
+                scenarios::SmallOp::Fetch,
+            ] {
+                results.push(scenarios::small_ops(&ctx, c, op)?);
+            }
         }
     }
     if wanted("gitcore-pack") {

@@ -461,7 +461,33 @@ pub fn push_small(ctx: &Ctx<'_>) -> anyhow::Result<ScenarioResult> {
 
 /// Small-op load: ref advertisement, v2 `ls-refs` and a 1-commit `fetch`, replayed by `conns`
 /// concurrent connections for a fixed time.
-pub fn small_ops(ctx: &Ctx<'_>, conns: usize) -> anyhow::Result<ScenarioResult> {
+/// Which small operation a load sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmallOp {
+    /// The three in turn.
+    Mix,
+    /// `GET info/refs?service=git-upload-pack` (v0 advertisement).
+    InfoRefs,
+    /// v2 `ls-refs`.
+    LsRefs,
+    /// v2 `fetch` of one commit over its parent.
+    Fetch,
+}
+
+impl SmallOp {
+    /// The scenario name's infix.
+    pub fn label(self) -> &'static str {
+        match self {
+            SmallOp::Mix => "",
+            SmallOp::InfoRefs => "info-refs-",
+            SmallOp::LsRefs => "ls-refs-",
+            SmallOp::Fetch => "fetch1-",
+        }
+    }
+}
+
+/// `conns` connections sending `op` for the load time.
+pub fn small_ops(ctx: &Ctx<'_>, conns: usize, op: SmallOp) -> anyhow::Result<ScenarioResult> {
     let home = ctx.scratch.join("home");
     let tip = run_git(&ctx.corpus, &home, &["rev-parse", "refs/heads/main~5"])?;
     let parent = run_git(&ctx.corpus, &home, &["rev-parse", "refs/heads/main~6"])?;
@@ -469,7 +495,7 @@ pub fn small_ops(ctx: &Ctx<'_>, conns: usize) -> anyhow::Result<ScenarioResult> 
     let ls = v2_ls_refs();
     let rt = rt()?;
     let duration = Duration::from_secs_f64(ctx.load_secs);
-    alternate(ctx, &format!("small-ops-{conns}"), |i, _| {
+    alternate(ctx, &format!("small-ops-{}{conns}", op.label()), |i, _| {
         let server = ctx.servers[i];
         let base = format!("{}{}", server.base(), ctx.corpus_paths[i]);
         let auth = server.auth_header();
@@ -491,7 +517,13 @@ pub fn small_ops(ctx: &Ctx<'_>, conns: usize) -> anyhow::Result<ScenarioResult> 
                     let mut k = w;
                     while start.elapsed() < duration {
                         let t = Instant::now();
-                        let mut req = match k % 3 {
+                        let which = match op {
+                            SmallOp::Mix => k % 3,
+                            SmallOp::InfoRefs => 0,
+                            SmallOp::LsRefs => 1,
+                            SmallOp::Fetch => 2,
+                        };
+                        let mut req = match which {
                             0 => client.get(format!("{base}/info/refs?service=git-upload-pack")),
                             1 => client
                                 .post(format!("{base}/git-upload-pack"))

@@ -1,7 +1,7 @@
 //! Reading the references a client may see: `HEAD`, `refs/heads/*`, `refs/tags/*` (and the rest of
 //! `refs/`), each with its target and, for annotated tags, the peeled object.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -29,7 +29,7 @@ pub struct Ref {
 }
 
 /// The references of a repository and what `HEAD` is.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Snapshot {
     /// All references under `refs/`, sorted by name.
     pub refs: Vec<Ref>,
@@ -37,6 +37,32 @@ pub struct Snapshot {
     pub head_symref: Option<String>,
     /// The object `HEAD` resolves to, if born.
     pub head: Option<ObjectId>,
+    /// What was learned about these refs, kept as long as the snapshot (see
+    /// [`read_cached`](Self::read_cached)): their tips that are commits, and objects proven
+    /// reachable from them.
+    memo: Memo,
+}
+
+#[derive(Debug, Default)]
+struct Memo {
+    commit_tips: OnceLock<Vec<ObjectId>>,
+    reachable: Mutex<HashSet<ObjectId>>,
+}
+
+/// Objects remembered as reachable per snapshot, at most.
+const REACHABLE_MEMO: usize = 4096;
+
+impl Clone for Snapshot {
+    /// A copy of the refs; what was learned about them is not carried over (the copy may be
+    /// changed).
+    fn clone(&self) -> Self {
+        Self {
+            refs: self.refs.clone(),
+            head_symref: self.head_symref.clone(),
+            head: self.head,
+            memo: Memo::default(),
+        }
+    }
 }
 
 impl Snapshot {
@@ -86,7 +112,43 @@ impl Snapshot {
             refs,
             head_symref,
             head,
+            memo: Memo::default(),
         })
+    }
+
+    /// The distinct commits the refs point at or peel to (read once per snapshot, from the
+    /// object headers).
+    pub fn commit_tips(&self, repo: &gix::Repository) -> &[ObjectId] {
+        self.memo.commit_tips.get_or_init(|| {
+            let mut tips: Vec<ObjectId> = self
+                .refs
+                .iter()
+                .map(|r| r.peeled.unwrap_or(r.target))
+                .collect();
+            tips.sort_unstable();
+            tips.dedup();
+            tips.retain(|id| {
+                repo.find_header(*id)
+                    .is_ok_and(|h| h.kind() == gix::objs::Kind::Commit)
+            });
+            tips
+        })
+    }
+
+    /// Whether `id` was proven reachable from these refs (by [`Self::remember_reachable`]).
+    pub fn known_reachable(&self, id: &ObjectId) -> bool {
+        self.memo.reachable.lock().is_ok_and(|set| set.contains(id))
+    }
+
+    /// Remembers that `id` is reachable from these refs. Objects reachable from refs are never
+    /// pruned, and the snapshot is replaced when a ref changes, so this holds for its life.
+    pub fn remember_reachable(&self, id: ObjectId) {
+        if let Ok(mut set) = self.memo.reachable.lock() {
+            if set.len() >= REACHABLE_MEMO {
+                set.clear();
+            }
+            set.insert(id);
+        }
     }
 
     /// The references of `repo` as [`read`](Self::read) gives them, from a per-process cache

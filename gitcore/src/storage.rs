@@ -365,7 +365,13 @@ mod tests {
         );
         let done = consolidate(&repo_dir, 2).expect("consolidate");
         assert!(done.packs_merged >= 6, "{done:?}");
-        assert_eq!(pack_files(&repo_dir).expect("packs").len(), 1);
+        let packs = pack_files(&repo_dir).expect("packs");
+        assert_eq!(
+            packs.len(),
+            1,
+            "{done:?} {packs:?} {}",
+            git(dir, &["count-objects", "-v"])
+        );
         let after: std::collections::BTreeSet<String> =
             git(dir, &["rev-list", "--objects", "--all"])
                 .lines()

@@ -473,7 +473,7 @@ fn check_wants(
 ) -> Result<(), Error> {
     let mut unknown: Vec<ObjectId> = wants
         .iter()
-        .filter(|w| !snapshot.is_tip(w))
+        .filter(|w| !snapshot.is_tip(w) && !snapshot.known_reachable(w))
         .copied()
         .collect();
     if unknown.is_empty() {
@@ -484,12 +484,24 @@ fn check_wants(
             return Err(Error::NotOurRef(*w));
         }
     }
-    let tips: Vec<ObjectId> = snapshot
-        .refs
-        .iter()
-        .map(|r| r.peeled.unwrap_or(r.target))
-        .filter(|id| repo.find_commit(*id).is_ok())
-        .collect();
+    let proven = unknown.clone();
+    let tips = snapshot.commit_tips(repo);
+    if reachable_from(repo, tips, &mut unknown)? {
+        for w in proven {
+            snapshot.remember_reachable(w);
+        }
+        return Ok(());
+    }
+    Err(Error::NotOurRef(unknown[0]))
+}
+
+/// Walks from `tips` until every object of `unknown` was met (removing each as it is);
+/// whether all were.
+fn reachable_from(
+    repo: &gix::Repository,
+    tips: &[ObjectId],
+    unknown: &mut Vec<ObjectId>,
+) -> Result<bool, Error> {
     if !tips.is_empty() {
         let need_trees = unknown.iter().any(|w| repo.find_commit(*w).is_err());
         // Only commits wanted: walk newest first and stop below the oldest of them (a day of
@@ -522,16 +534,16 @@ fn check_wants(
                 if need_trees && !unknown.is_empty() {
                     // Trees and blobs (e.g. a partial clone fetching missing blobs): look inside.
                     if let Ok(tree) = repo.find_commit(info.id).and_then(|c| c.tree_id()) {
-                        reachable_in_tree(repo, tree.detach(), &mut seen_trees, &mut unknown);
+                        reachable_in_tree(repo, tree.detach(), &mut seen_trees, unknown);
                     }
                 }
                 if unknown.is_empty() {
-                    return Ok(());
+                    return Ok(true);
                 }
             }
         }
     }
-    Err(Error::NotOurRef(unknown[0]))
+    Ok(false)
 }
 
 /// Removes from `targets` every object found under `tree` (not descending into `seen` trees).
@@ -800,5 +812,46 @@ mod tests {
         assert!(check_wants(&repo, &snapshot, &[want]).is_ok());
         let stranger = ObjectId::from_hex(b"1111111111111111111111111111111111111111").expect("id");
         assert!(check_wants(&repo, &snapshot, &[stranger]).is_err());
+    }
+
+    /// A want proven reachable is remembered with the ref snapshot, and forgotten with it: once
+    /// the branch that reached it is deleted, the same want is refused.
+    #[test]
+    fn a_want_proven_reachable_is_remembered_only_while_the_refs_stay() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        init(dir);
+        git(dir, &["commit", "-q", "--allow-empty", "-m", "a"]);
+        git(dir, &["checkout", "-q", "-b", "side"]);
+        git(dir, &["commit", "-q", "--allow-empty", "-m", "s1"]);
+        let want = git(dir, &["rev-parse", "HEAD"]).trim().to_owned();
+        git(dir, &["commit", "-q", "--allow-empty", "-m", "s2"]);
+        git(dir, &["checkout", "-q", "main"]);
+        let want = ObjectId::from_hex(want.as_bytes()).expect("id");
+        let repo = open(dir);
+        std::thread::sleep(crate::refs::RACY + std::time::Duration::from_millis(50));
+        let snapshot = Snapshot::read_cached(&repo).expect("refs");
+        assert_eq!(snapshot.commit_tips(&repo).len(), 2, "main and side");
+        assert!(!snapshot.known_reachable(&want));
+        assert!(check_wants(&repo, &snapshot, &[want]).is_ok());
+        assert!(snapshot.known_reachable(&want), "remembered");
+        let again = Snapshot::read_cached(&repo).expect("refs");
+        assert!(
+            std::sync::Arc::ptr_eq(&snapshot, &again),
+            "the same snapshot serves the next fetch"
+        );
+        assert!(again.known_reachable(&want));
+        assert!(
+            !Snapshot::clone(&again).known_reachable(&want),
+            "a copy learns anew"
+        );
+
+        git(dir, &["branch", "-q", "-D", "side"]);
+        let after = Snapshot::read_cached(&repo).expect("refs");
+        assert!(!after.known_reachable(&want));
+        assert!(
+            matches!(check_wants(&repo, &after, &[want]), Err(Error::NotOurRef(w)) if w == want),
+            "unreachable once the branch is gone"
+        );
     }
 }

@@ -23,6 +23,8 @@ use gix::objs::Kind;
 use gix::ObjectId;
 use gix_pack::data::output;
 
+mod small;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Errors of [`objects_for`] and [`write`].
@@ -74,6 +76,16 @@ pub struct Thin<'a> {
     pub known: &'a IdSet,
     /// Candidate bases for objects that would otherwise go out whole.
     pub delta_bases: &'a IdMap,
+}
+
+impl Thin<'_> {
+    /// The client's object at the same path as `id`, to send `id` as a delta of.
+    fn path_base(&self, id: &ObjectId) -> Option<ObjectId> {
+        self.delta_bases
+            .get(id)
+            .filter(|b| self.known.contains(*b))
+            .copied()
+    }
 }
 
 /// A `filter` of partial clone: which trees and blobs to leave out.
@@ -422,12 +434,39 @@ pub fn write(
     thread_limit: Option<usize>,
 ) -> Result<ObjectId, Error> {
     let num = u32::try_from(ids.len()).map_err(|e| Error::Generate(e.into()))?;
-    // Small packs (most fetches) are cheaper on the calling thread than on a fresh pool.
-    let thread_limit = if ids.len() < SMALL_PACK_OBJECTS {
-        Some(1)
-    } else {
-        thread_limit
-    };
+    // Small packs (most fetches) are made on the calling thread, without gix's thread pool.
+    let chunks: Box<dyn Iterator<Item = Result<Vec<output::Entry>, gix_error::Error>> + '_> =
+        if ids.len() < SMALL_PACK_OBJECTS {
+            Box::new(std::iter::once(small::entries(repo, ids, thin)))
+        } else {
+            Box::new(pooled_entries(repo, ids, thin, thread_limit)?)
+        };
+    let mut writer = output::bytes::FromEntriesIter::new(
+        chunks,
+        out,
+        num,
+        gix_pack::data::Version::V2,
+        gix::hash::Kind::Sha1,
+    );
+    for step in writer.by_ref() {
+        if interrupt.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted);
+        }
+        step.map_err(|e| Error::Generate(e.into()))?;
+    }
+    writer
+        .digest()
+        .ok_or_else(|| Error::Generate("pack ended without a checksum".into()))
+}
+
+/// The entries of a pack of `ids` from gix's parallel generator (stored deltas reused where
+/// their base is in the pack, other objects compressed anew), with thin-pack deltas applied.
+fn pooled_entries<'a>(
+    repo: &'a gix::Repository,
+    ids: Vec<ObjectId>,
+    thin: Option<Thin<'a>>,
+    thread_limit: Option<usize>,
+) -> Result<impl Iterator<Item = Result<Vec<output::Entry>, gix_error::Error>> + 'a, Error> {
     let counts: Vec<output::Count> = ids
         .into_iter()
         .map(|id| output::Count {
@@ -456,49 +495,45 @@ pub fn write(
     .map_err(|e| Error::Generate(e.into()))?;
     let in_order = gix::parallel::InOrderIter::from(entries);
     let mut buf = Vec::new();
-    let chunks = in_order.map(move |chunk| {
+    Ok(in_order.map(move |chunk| {
         let mut chunk = chunk?;
         if let Some(thin) = thin {
             for entry in chunk.iter_mut() {
-                let unusable_base = matches!(entry.kind, output::entry::Kind::DeltaOid { id } if !thin.known.contains(&id));
-                let whole_tree_or_blob = matches!(
-                    entry.kind,
-                    output::entry::Kind::Base(gix::objs::Kind::Blob | gix::objs::Kind::Tree)
-                );
-                if !(unusable_base || whole_tree_or_blob) {
-                    continue;
-                }
-                // A new delta against the client's version at the same path, else whole.
-                let path_base = thin.delta_bases.get(&entry.id).filter(|b| thin.known.contains(*b));
-                if let Some(base) = path_base {
-                    if let Some(delta) = delta_entry(repo, entry.id, *base, entry.decompressed_size)? {
-                        *entry = delta;
-                        continue;
-                    }
-                }
-                if unusable_base {
-                    *entry = whole_entry(repo, entry.id, &mut buf)?;
-                }
+                thin_fix(repo, thin, entry, &mut buf)?;
             }
         }
         Ok(chunk)
-    });
-    let mut writer = output::bytes::FromEntriesIter::new(
-        chunks,
-        out,
-        num,
-        gix_pack::data::Version::V2,
-        gix::hash::Kind::Sha1,
+    }))
+}
+
+/// For a thin pack: a stored delta against an object the client does not have, or a whole tree
+/// or blob, becomes a new delta against the client's version at the same path where that is
+/// smaller; the delta without a usable base, else, goes out whole.
+fn thin_fix(
+    repo: &gix::Repository,
+    thin: Thin<'_>,
+    entry: &mut output::Entry,
+    buf: &mut Vec<u8>,
+) -> Result<(), gix_error::Error> {
+    let unusable_base =
+        matches!(entry.kind, output::entry::Kind::DeltaOid { id } if !thin.known.contains(&id));
+    let whole_tree_or_blob = matches!(
+        entry.kind,
+        output::entry::Kind::Base(gix::objs::Kind::Blob | gix::objs::Kind::Tree)
     );
-    for step in writer.by_ref() {
-        if interrupt.load(Ordering::Relaxed) {
-            return Err(Error::Interrupted);
-        }
-        step.map_err(|e| Error::Generate(e.into()))?;
+    if !(unusable_base || whole_tree_or_blob) {
+        return Ok(());
     }
-    writer
-        .digest()
-        .ok_or_else(|| Error::Generate("pack ended without a checksum".into()))
+    if let Some(base) = thin.path_base(&entry.id) {
+        if let Some(delta) = delta_entry(repo, entry.id, base, entry.decompressed_size)? {
+            *entry = delta;
+            return Ok(());
+        }
+    }
+    if unusable_base {
+        *entry = whole_entry(repo, entry.id, buf)?;
+    }
+    Ok(())
 }
 
 /// Below this many objects a pack is generated on the calling thread.
