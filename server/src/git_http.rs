@@ -183,7 +183,9 @@ async fn authorize(
     }
     let caller = Caller(identity.clone());
     let decided = if need == Need::Read {
-        let (row, role) = read_access(state, org_id, name, identity.as_ref()).await?;
+        let (row, role) = access::cached_row_and_role(state, org_id, name, identity.as_ref())
+            .await
+            .map_err(|e| internal(&e.message()))?;
         access::decide(&caller, row.ok_or_else(hidden)?, role, need)
     } else {
         let row = store::repos::find_live(&state.db, org_id, name)
@@ -206,47 +208,6 @@ async fn authorize(
             _ => GitError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error"),
         }),
     }
-}
-
-/// The repository row and the caller's role for a git read, from the access cache when it has
-/// them (see [`crate::access_cache`]), else from the database (and kept).
-async fn read_access(
-    state: &AppState,
-    org_id: Uuid,
-    name: &str,
-    identity: Option<&Identity>,
-) -> Result<(Option<entity::repository::Model>, Option<store::Role>), GitError> {
-    let name_lower = name.to_lowercase();
-    let row = match state.access.repo(org_id, &name_lower) {
-        Some(row) => row,
-        None => {
-            let generation = crate::access_cache::generation();
-            let Some(row) = store::repos::find_live(&state.db, org_id, name)
-                .await
-                .map_err(|e| internal(&e))?
-            else {
-                return Ok((None, None));
-            };
-            state.access.put_repo(generation, &row);
-            row
-        }
-    };
-    let role = match identity {
-        None => None,
-        Some(id) if id.user_id == row.owner_id => Some(store::Role::Owner),
-        Some(id) => match state.access.role(row.id, id.user_id) {
-            Some(role) => role,
-            None => {
-                let generation = crate::access_cache::generation();
-                let role = access::role_of(&state.db, &row, id.user_id)
-                    .await
-                    .map_err(|_| internal(&"role lookup failed"))?;
-                state.access.put_role(generation, row.id, id.user_id, role);
-                role
-            }
-        },
-    };
-    Ok((Some(row), role))
 }
 
 fn internal(e: &dyn std::fmt::Display) -> GitError {

@@ -5,7 +5,7 @@ use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use gix::objs::{Exists as _, Find as _, FindHeader as _};
+use gix::objs::Exists as _;
 
 use super::Options;
 
@@ -198,7 +198,7 @@ pub(super) fn ingest(
     }
     match (bundle.data_path, bundle.index_path) {
         (Some(data), Some(index)) => {
-            check_objects(&q, &index)?;
+            check_objects(&q, &data, &index, options, interrupt)?;
             q.pack = Some((data, index));
         }
         _ => q.pack = None,
@@ -227,60 +227,102 @@ pub(super) fn unique_suffix() -> String {
 
 /// Every object of the new pack decodes, passes the fsck rules, and links only to objects that
 /// exist (in the pack or the repository).
-pub(super) fn check_objects(q: &Quarantine, index_path: &Path) -> Result<(), String> {
-    let index = gix_pack::index::File::at(index_path, gix::hash::Kind::Sha1)
+///
+/// One pass over the pack's delta trees (gix's `traverse_with_index`), on all cores: each object
+/// is decoded once, bases before their deltas, never by re-resolving a delta chain. Blobs link to
+/// nothing and their ids were computed from their bytes while indexing, so they are only decoded
+/// as the bases they may be; commits, trees and tags are parsed and their links looked up.
+pub(super) fn check_objects(
+    q: &Quarantine,
+    data_path: &Path,
+    index_path: &Path,
+    options: &Options,
+    interrupt: &AtomicBool,
+) -> Result<(), String> {
+    let kind = gix::hash::Kind::Sha1;
+    let index = gix_pack::index::File::at(index_path, kind)
         .map_err(|e| format!("unreadable index: {e}"))?;
+    let pack =
+        gix_pack::data::File::at(data_path, kind).map_err(|e| format!("unreadable pack: {e}"))?;
     let odb = q
         .odb()
         .map_err(|e| format!("could not open the quarantine: {e}"))?;
-    let mut buf = Vec::new();
-    for entry in index.iter() {
+    // The first problem found, as the client should read it (the traversal wraps errors).
+    let first: std::sync::Arc<std::sync::Mutex<Option<String>>> = Default::default();
+    let found = first.clone();
+    let processor = move |object_kind: gix::objs::Kind,
+                          data: &[u8],
+                          entry: &gix_pack::index::Entry,
+                          _: &dyn gix::progress::Progress|
+          -> gix_error::Result<()> {
         let id = entry.oid;
-        // Blobs link to nothing and their bytes were hashed while indexing: only commits,
-        // trees and tags need decoding here (blobs are most of a pack's bytes).
-        let header = odb
-            .try_header(&id)
-            .map_err(|e| format!("object {id} is unreadable: {e}"))?
-            .ok_or_else(|| format!("object {id} is missing"))?;
-        if header.kind == gix::objs::Kind::Blob {
-            continue;
-        }
-        let data = odb
-            .try_find(&id, &mut buf)
-            .map_err(|e| format!("object {id} is unreadable: {e}"))?
-            .ok_or_else(|| format!("object {id} is missing"))?;
-        let kind = data.kind;
-        let object = data
-            .decode()
-            .map_err(|e| format!("object {id} is malformed: {e}"))?;
-        let missing = |link: &gix::oid| -> Result<(), String> {
-            if odb.exists(link) {
-                Ok(())
-            } else {
-                Err(format!("object {id} links to missing object {link}"))
-            }
+        let problem = match check_object(&odb, id, object_kind, data) {
+            Ok(()) => return Ok(()),
+            Err(problem) => problem,
         };
-        match object {
-            gix::objs::ObjectRef::Commit(c) => {
-                missing(&c.tree())?;
-                for p in c.parents() {
-                    missing(&p)?;
-                }
-            }
-            gix::objs::ObjectRef::Tree(t) => {
-                crate::fsck::check_tree(&t).map_err(|e| format!("tree {id}: {e}"))?;
-                for e in &t.entries {
-                    if !e.mode.is_commit() {
-                        missing(e.oid)?;
-                    }
-                }
-            }
-            gix::objs::ObjectRef::Tag(t) => {
-                missing(&t.target())?;
-            }
-            gix::objs::ObjectRef::Blob(_) => {}
+        if let Ok(mut slot) = found.lock() {
+            slot.get_or_insert_with(|| problem.clone());
         }
-        let _ = kind;
+        Err(gix_error::Error::from_error(io::Error::other(problem)))
+    };
+    let outcome = index.traverse_with_index(
+        &pack,
+        processor,
+        &mut gix::progress::Discard,
+        interrupt,
+        gix_pack::index::traverse::with_index::Options {
+            thread_limit: options.thread_limit,
+            check: gix_pack::index::traverse::SafetyCheck::SkipFileAndObjectChecksumVerification,
+            alloc_limit_bytes: Some(options.max_object_bytes),
+        },
+    );
+    if let Some(problem) = first.lock().ok().and_then(|mut slot| slot.take()) {
+        return Err(problem);
     }
-    Ok(())
+    outcome
+        .map(|_| ())
+        .map_err(|e| format!("invalid pack: {}", crate::error_chain(&e)))
+}
+
+/// One decoded object: its links exist, and a tree passes the fsck rules.
+fn check_object(
+    odb: &gix::odb::Handle,
+    id: gix::ObjectId,
+    kind: gix::objs::Kind,
+    data: &[u8],
+) -> Result<(), String> {
+    let hash = gix::hash::Kind::Sha1;
+    let missing = |link: &gix::oid| -> Result<(), String> {
+        if odb.exists(link) {
+            Ok(())
+        } else {
+            Err(format!("object {id} links to missing object {link}"))
+        }
+    };
+    let malformed = |e: &dyn std::fmt::Display| format!("object {id} is malformed: {e}");
+    match kind {
+        gix::objs::Kind::Blob => Ok(()),
+        gix::objs::Kind::Commit => {
+            let c = gix::objs::CommitRef::from_bytes(data, hash).map_err(|e| malformed(&e))?;
+            missing(&c.tree())?;
+            for p in c.parents() {
+                missing(&p)?;
+            }
+            Ok(())
+        }
+        gix::objs::Kind::Tree => {
+            let t = gix::objs::TreeRef::from_bytes(data, hash).map_err(|e| malformed(&e))?;
+            crate::fsck::check_tree(&t).map_err(|e| format!("tree {id}: {e}"))?;
+            for e in &t.entries {
+                if !e.mode.is_commit() {
+                    missing(e.oid)?;
+                }
+            }
+            Ok(())
+        }
+        gix::objs::Kind::Tag => {
+            let t = gix::objs::TagRef::from_bytes(data, hash).map_err(|e| malformed(&e))?;
+            missing(&t.target())
+        }
+    }
 }

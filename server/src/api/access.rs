@@ -62,6 +62,55 @@ pub async fn load(
     authorize(db, caller, repo, need).await
 }
 
+/// `load(.., Need::Read)` for reads of a repository's content (git data, commits, compare,
+/// blame, archives, and git's own reads), with the repository row and the caller's role from
+/// the [`AccessCache`](crate::access_cache) when it has them fresh.
+pub async fn load_content(
+    state: &crate::state::AppState,
+    caller: &Caller,
+    org_id: Uuid,
+    name: &str,
+) -> Result<Authorized, ApiError> {
+    let (row, role) = cached_row_and_role(state, org_id, name, caller.0.as_ref()).await?;
+    decide(caller, row.ok_or_else(not_found)?, role, Need::Read)
+}
+
+/// The live repository `name` of `org_id` and `identity`'s role on it, from the access cache
+/// when fresh, else from the database (and kept).
+pub async fn cached_row_and_role(
+    state: &crate::state::AppState,
+    org_id: Uuid,
+    name: &str,
+    identity: Option<&crate::auth::Identity>,
+) -> Result<(Option<repository::Model>, Option<Role>), ApiError> {
+    let name_lower = name.to_lowercase();
+    let row = match state.access.repo(org_id, &name_lower) {
+        Some(row) => row,
+        None => {
+            let generation = crate::access_cache::generation();
+            let Some(row) = store::repos::find_live(&state.db, org_id, name).await? else {
+                return Ok((None, None));
+            };
+            state.access.put_repo(generation, &row);
+            row
+        }
+    };
+    let role = match identity {
+        None => None,
+        Some(id) if id.user_id == row.owner_id => Some(Role::Owner),
+        Some(id) => match state.access.role(row.id, id.user_id) {
+            Some(role) => role,
+            None => {
+                let generation = crate::access_cache::generation();
+                let role = role_of(&state.db, &row, id.user_id).await?;
+                state.access.put_role(generation, row.id, id.user_id, role);
+                role
+            }
+        },
+    };
+    Ok((Some(row), role))
+}
+
 /// Checks that `caller` may do what `need` says on `repo`.
 pub async fn authorize(
     db: &DatabaseConnection,

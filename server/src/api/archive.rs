@@ -12,7 +12,7 @@ use axum::response::Response;
 use gitcore::read::{self, archive::Format};
 use uuid::Uuid;
 
-use super::access::{self, Need};
+use super::access;
 use super::error::ApiError;
 use super::extract::Path;
 use crate::auth::Caller;
@@ -56,7 +56,7 @@ async fn get_archive(
 ) -> Result<Response, ApiError> {
     let (reference, format, mime) = split(&spec)?;
     let reference = reference.to_owned();
-    let a = access::load(&state.db, &caller, org_id, &name, Need::Read).await?;
+    let a = access::load_content(&state, &caller, org_id, &name).await?;
     let path = state.config.storage_root.join(&a.repo.storage_path);
     let repos = state.repos.clone();
     // Resolve first, so a bad ref is a clean 404 before any byte is sent.

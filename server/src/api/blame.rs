@@ -8,7 +8,7 @@ use gitcore::read;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::access::{self, Need};
+use super::access;
 use super::error::ApiError;
 use super::extract::Path;
 use super::git_data::{with_repo, CommitDto};
@@ -53,7 +53,7 @@ async fn get_blame(
     Path((org_id, name, reference, path)): Path<(Uuid, String, String, String)>,
 ) -> Result<JsonOut<BlameDto>, ApiError> {
     read::validate_path(&path)?;
-    let a = access::load(&state.db, &caller, org_id, &name, Need::Read).await?;
+    let a = access::load_content(&state, &caller, org_id, &name).await?;
     let blame = with_repo(&state, &a.repo, move |r| {
         Ok(read::blame::blame(r, &reference, &path)?)
     })

@@ -13,7 +13,7 @@ use gitcore::ObjectId;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::access::{self, Need};
+use super::access;
 use super::error::ApiError;
 use super::extract::Path;
 use super::git_data::{accepts, files_patch_response, with_repo, CommitDto, FileDiffDto};
@@ -78,7 +78,7 @@ async fn compare(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (base, head, three_dot) = parse(&spec)?;
-    let a = access::load(&state.db, &caller, org_id, &name, Need::Read).await?;
+    let a = access::load_content(&state, &caller, org_id, &name).await?;
     let git = |e: gitcore::merge::Error| ApiError::internal(gitcore::error_chain(&e));
     let (dto, files) = with_repo(&state, &a.repo, move |r| {
         let base = read::resolve::commit(r, &base)?;

@@ -288,7 +288,7 @@ async fn list_branches(
     Query(q): Query<PageQuery>,
 ) -> Result<JsonOut<Vec<BranchDto>>, ApiError> {
     let (limit, offset) = page(q.limit, q.offset)?;
-    let a = access::load(&state.db, &caller, org_id, &name, Need::Read).await?;
+    let a = access::load_content(&state, &caller, org_id, &name).await?;
     let branches = with_repo(&state, &a.repo, |r| Ok(read::branches::list(r)?)).await?;
     Ok(JsonOut(
         paged(branches, limit, offset)
@@ -341,7 +341,7 @@ async fn get_branch_itself(
     name: &str,
     branch: String,
 ) -> Result<JsonOut<BranchDto>, ApiError> {
-    let a = access::load(&state.db, caller, org_id, name, Need::Read).await?;
+    let a = access::load_content(state, caller, org_id, name).await?;
     let b = with_repo(state, &a.repo, move |r| {
         Ok(read::branches::get(r, &branch)?)
     })
@@ -520,7 +520,7 @@ async fn list_commits(
     if let Some(p) = &q.path {
         read::validate_path(p)?;
     }
-    let a = access::load(&state.db, &caller, org_id, &name, Need::Read).await?;
+    let a = access::load_content(&state, &caller, org_id, &name).await?;
     let commits = with_repo(&state, &a.repo, move |r| {
         let start = match q.reference.as_deref().filter(|s| !s.is_empty()) {
             Some(name) => read::resolve::commit(r, name)?,
@@ -551,7 +551,7 @@ async fn get_commit(
     caller: Caller,
     Path((org_id, name, sha)): Path<(Uuid, String, String)>,
 ) -> Result<JsonOut<CommitDto>, ApiError> {
-    let a = access::load(&state.db, &caller, org_id, &name, Need::Read).await?;
+    let a = access::load_content(&state, &caller, org_id, &name).await?;
     let c = with_repo(&state, &a.repo, move |r| Ok(read::commit::find(r, &sha)?)).await?;
     Ok(JsonOut(c.into()))
 }
@@ -597,7 +597,7 @@ async fn get_diff(
     Path((org_id, name, sha)): Path<(Uuid, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let a = access::load(&state.db, &caller, org_id, &name, Need::Read).await?;
+    let a = access::load_content(&state, &caller, org_id, &name).await?;
     let diff = with_repo(&state, &a.repo, move |r| Ok(read::diff::commit(r, &sha)?)).await?;
     if accepts(&headers, "text/x-diff") {
         return Ok(patch_response(diff.patch()));
@@ -657,7 +657,7 @@ async fn tree(
     path: String,
 ) -> Result<JsonOut<Vec<TreeEntryDto>>, ApiError> {
     read::validate_path(&path)?;
-    let a = access::load(&state.db, &caller, org_id, &name, Need::Read).await?;
+    let a = access::load_content(&state, &caller, org_id, &name).await?;
     let listing = with_repo(&state, &a.repo, move |r| {
         Ok(read::tree::list(r, &reference, &path)?)
     })
@@ -691,7 +691,7 @@ async fn get_blob(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     read::validate_path(&path)?;
-    let a = access::load(&state.db, &caller, org_id, &name, Need::Read).await?;
+    let a = access::load_content(&state, &caller, org_id, &name).await?;
     let blob = with_repo(&state, &a.repo, move |r| {
         Ok(read::blob::read(r, &reference, &path)?)
     })
@@ -741,7 +741,7 @@ async fn list_tags(
     Query(q): Query<PageQuery>,
 ) -> Result<JsonOut<Vec<TagDto>>, ApiError> {
     let (limit, offset) = page(q.limit, q.offset)?;
-    let a = access::load(&state.db, &caller, org_id, &name, Need::Read).await?;
+    let a = access::load_content(&state, &caller, org_id, &name).await?;
     let tags = with_repo(&state, &a.repo, |r| Ok(read::tags::list(r)?)).await?;
     Ok(JsonOut(
         paged(tags, limit, offset)

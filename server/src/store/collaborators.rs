@@ -47,6 +47,18 @@ pub async fn upsert(
     user_id: Uuid,
     role: Role,
 ) -> Result<(collaborator::Model, Option<Role>), DbErr> {
+    // Write first: in a transaction on SQLite, a read followed by a write fails at once
+    // ("database is locked") when another connection committed in between; a write as the first
+    // statement waits for the lock instead, and the read after it sees the latest rows.
+    collaborator::Entity::update_many()
+        .col_expr(
+            collaborator::Column::UpdatedAt,
+            sea_orm::sea_query::Expr::col(collaborator::Column::UpdatedAt).into(),
+        )
+        .filter(collaborator::Column::RepoId.eq(repo_id))
+        .filter(collaborator::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
     let previous = role_of(db, repo_id, user_id).await?;
     let now = Utc::now();
     collaborator::Entity::insert(collaborator::ActiveModel {
