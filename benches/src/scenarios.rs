@@ -86,6 +86,18 @@ fn measure(
 fn alternate(
     ctx: &Ctx<'_>,
     name: &str,
+    each: impl FnMut(usize, usize) -> anyhow::Result<Sample>,
+) -> anyhow::Result<ScenarioResult> {
+    alternate_with(ctx, name, false, each)
+}
+
+/// [`alternate`]; with `settled`, each server's background work after a push (Orbit's upkeep)
+/// is waited for outside the measured window — before it, so an earlier round's upkeep is not
+/// counted, and after it, measured on its own and printed.
+fn alternate_with(
+    ctx: &Ctx<'_>,
+    name: &str,
+    settled: bool,
     mut each: impl FnMut(usize, usize) -> anyhow::Result<Sample>,
 ) -> anyhow::Result<ScenarioResult> {
     let mut res = ScenarioResult {
@@ -96,8 +108,23 @@ fn alternate(
     for round in 0..ctx.rounds {
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order {
+            if settled {
+                ctx.servers[i].settle()?;
+            }
             let s = measure(ctx.servers[i], || each(i, round))
                 .with_context(|| format!("{name} on {}", ctx.servers[i].name()))?;
+            if settled {
+                let after = measure(ctx.servers[i], || {
+                    ctx.servers[i].settle()?;
+                    Ok(Sample::default())
+                })?;
+                eprintln!(
+                    "orbit-bench: {name}: {} background work after it: {:.2} s wall, {:.2} s CPU",
+                    ctx.servers[i].name(),
+                    after.wall_secs,
+                    after.server_cpu_secs
+                );
+            }
             if i == 0 {
                 res.orbit.push(s);
             } else {
@@ -148,7 +175,7 @@ pub fn push_corpus(ctx: &Ctx<'_>, url: &str) -> anyhow::Result<()> {
 /// Initial push of the whole history into an empty repository, with the stock git client.
 pub fn push_initial(ctx: &Ctx<'_>) -> anyhow::Result<ScenarioResult> {
     let pack_bytes = dir_size(&ctx.corpus.join("objects"));
-    alternate(ctx, "push-initial", |i, round| {
+    alternate_with(ctx, "push-initial", true, |i, round| {
         let url = ctx.servers[i]
             .create_repo(&format!("push-r{round}-{}", uuid::Uuid::new_v4().simple()))?;
         push_corpus(ctx, &url)?;

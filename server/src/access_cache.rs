@@ -1,8 +1,10 @@
-//! What a git read needs from the database — the repository row and the caller's role on it —
-//! kept for a moment, so a burst of clones and fetches does not query for each request.
+//! What a read of repository content needs from the database — the repository row and the
+//! caller's role on it — kept for a moment, so a burst of clones and fetches does not query for
+//! each request.
 //!
-//! - Only reads use it (`info/refs` and upload-pack). Pushes, and everything REST, query the
-//!   database every time.
+//! - Only content reads use it: git's `info/refs` and upload-pack, and the REST git data,
+//!   compare, blame and archive reads (`api::access::load_content`). Pushes, writes, and the
+//!   repository and collaborator resources themselves query the database every time.
 //! - In this process a change is seen at once: every write to a repository row or a
 //!   collaborator calls [`changed`], which moves a process-wide generation; an entry taken
 //!   under an older generation is not used. The generation is read *before* the query and

@@ -127,8 +127,9 @@ pub struct LimitsConfig {
     pub pack_cache_ttl: Duration,
     /// `GIT_DELTA_CACHE_BYTES`: each repository handle's delta-base cache; 0 turns it off.
     pub delta_cache_bytes: u64,
-    /// `GIT_ACCESS_CACHE_MS`: how long a git read may use a repository row and a role read
-    /// from the database before (changes made in this process apply at once); 0 turns it off.
+    /// `GIT_ACCESS_CACHE_MS`: how long a read of repository content may use a repository row and
+    /// a role read from the database before (changes made in this process apply at once); 0
+    /// turns it off.
     pub access_cache_ttl: Duration,
 }
 
