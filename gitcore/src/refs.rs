@@ -45,7 +45,7 @@ pub struct Snapshot {
 
 #[derive(Debug, Default)]
 struct Memo {
-    commit_tips: OnceLock<Vec<ObjectId>>,
+    commit_tips: OnceLock<Vec<(ObjectId, i64)>>,
     reachable: Mutex<HashSet<ObjectId>>,
 }
 
@@ -116,21 +116,29 @@ impl Snapshot {
         })
     }
 
-    /// The distinct commits the refs point at or peel to (read once per snapshot, from the
-    /// object headers).
-    pub fn commit_tips(&self, repo: &gix::Repository) -> &[ObjectId] {
+    /// The distinct commits the refs point at or peel to, each with its commit time in
+    /// seconds, newest first (read once per snapshot).
+    pub fn commit_tips(&self, repo: &gix::Repository) -> &[(ObjectId, i64)] {
         self.memo.commit_tips.get_or_init(|| {
-            let mut tips: Vec<ObjectId> = self
+            let mut ids: Vec<ObjectId> = self
                 .refs
                 .iter()
                 .map(|r| r.peeled.unwrap_or(r.target))
                 .collect();
-            tips.sort_unstable();
-            tips.dedup();
-            tips.retain(|id| {
-                repo.find_header(*id)
-                    .is_ok_and(|h| h.kind() == gix::objs::Kind::Commit)
-            });
+            ids.sort_unstable();
+            ids.dedup();
+            let mut tips: Vec<(ObjectId, i64)> = ids
+                .into_iter()
+                .filter(|id| {
+                    repo.find_header(*id)
+                        .is_ok_and(|h| h.kind() == gix::objs::Kind::Commit)
+                })
+                .filter_map(|id| {
+                    let time = repo.find_commit(id).ok()?.time().ok()?.seconds;
+                    Some((id, time))
+                })
+                .collect();
+            tips.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             tips
         })
     }

@@ -485,8 +485,7 @@ fn check_wants(
         }
     }
     let proven = unknown.clone();
-    let tips = snapshot.commit_tips(repo);
-    if reachable_from(repo, tips, &mut unknown)? {
+    if reachable_from(repo, snapshot, &mut unknown)? {
         for w in proven {
             snapshot.remember_reachable(w);
         }
@@ -495,52 +494,75 @@ fn check_wants(
     Err(Error::NotOurRef(unknown[0]))
 }
 
-/// Walks from `tips` until every object of `unknown` was met (removing each as it is);
+/// Walks from the commit tips until every object of `unknown` was met (removing each as it is);
 /// whether all were.
 fn reachable_from(
     repo: &gix::Repository,
-    tips: &[ObjectId],
+    snapshot: &Snapshot,
     unknown: &mut Vec<ObjectId>,
 ) -> Result<bool, Error> {
-    if !tips.is_empty() {
-        let need_trees = unknown.iter().any(|w| repo.find_commit(*w).is_err());
-        // Only commits wanted: walk newest first and stop below the oldest of them (a day of
-        // slack), instead of walking the whole history from every tip.
+    let tips = snapshot.commit_tips(repo);
+    if tips.is_empty() {
+        return Ok(false);
+    }
+    let walk_error = |e: gix_error::Error| Error::Pack(crate::pack::Error::Walk(e.into()));
+    let need_trees = unknown.iter().any(|w| repo.find_commit(*w).is_err());
+    if !need_trees {
+        // Only commits wanted: walk newest first from the tips made after the oldest of them
+        // (a day of slack), stopping below that time, instead of walking the whole history from
+        // every tip. A walk this short reads the few commits it meets rather than mapping the
+        // commit-graph.
         let oldest = unknown
             .iter()
             .filter_map(|w| repo.find_commit(*w).ok())
             .filter_map(|c| c.time().ok().map(|t| t.seconds))
             .min();
-        // The cutoff is only a shortcut: dates do not follow ancestry (a commit made on a slow
-        // clock sits "before" its parent), so a want it misses gets a full walk before refusal.
-        let mut sortings = Vec::with_capacity(2);
-        if let (Some(t), false) = (oldest, need_trees) {
-            sortings.push(gix::revision::walk::Sorting::ByCommitTimeCutoff {
-                order: gix::traverse::commit::simple::CommitTimeOrder::NewestFirst,
-                seconds: t - 86_400,
-            });
-        }
-        sortings.push(gix::revision::walk::Sorting::BreadthFirst);
-        let mut seen_trees: HashSet<ObjectId> = HashSet::new();
-        for sorting in sortings {
-            let walk = repo
-                .rev_walk(tips.iter().copied())
-                .sorting(sorting)
-                .all()
-                .map_err(|e| Error::Pack(crate::pack::Error::Walk(e.into())))?;
-            for info in walk {
-                let Ok(info) = info else { break };
-                unknown.retain(|w| *w != info.id);
-                if need_trees && !unknown.is_empty() {
-                    // Trees and blobs (e.g. a partial clone fetching missing blobs): look inside.
-                    if let Ok(tree) = repo.find_commit(info.id).and_then(|c| c.tree_id()) {
-                        reachable_in_tree(repo, tree.detach(), &mut seen_trees, unknown);
+        if let Some(t) = oldest {
+            let cutoff = t - 86_400;
+            let recent: Vec<ObjectId> = tips
+                .iter()
+                .take_while(|(_, time)| *time >= cutoff)
+                .map(|(id, _)| *id)
+                .collect();
+            if !recent.is_empty() {
+                let walk = repo
+                    .rev_walk(recent)
+                    .sorting(gix::revision::walk::Sorting::ByCommitTimeCutoff {
+                        order: gix::traverse::commit::simple::CommitTimeOrder::NewestFirst,
+                        seconds: cutoff,
+                    })
+                    .use_commit_graph(false)
+                    .all()
+                    .map_err(walk_error)?;
+                for info in walk {
+                    let Ok(info) = info else { break };
+                    unknown.retain(|w| *w != info.id);
+                    if unknown.is_empty() {
+                        return Ok(true);
                     }
                 }
-                if unknown.is_empty() {
-                    return Ok(true);
-                }
             }
+        }
+    }
+    // The cutoff is only a shortcut: dates do not follow ancestry (a commit made on a slow
+    // clock sits "before" its parent), so a want it missed gets a full walk before refusal.
+    let mut seen_trees: HashSet<ObjectId> = HashSet::new();
+    let walk = repo
+        .rev_walk(tips.iter().map(|(id, _)| *id))
+        .sorting(gix::revision::walk::Sorting::BreadthFirst)
+        .all()
+        .map_err(walk_error)?;
+    for info in walk {
+        let Ok(info) = info else { break };
+        unknown.retain(|w| *w != info.id);
+        if need_trees && !unknown.is_empty() {
+            // Trees and blobs (e.g. a partial clone fetching missing blobs): look inside.
+            if let Ok(tree) = repo.find_commit(info.id).and_then(|c| c.tree_id()) {
+                reachable_in_tree(repo, tree.detach(), &mut seen_trees, unknown);
+            }
+        }
+        if unknown.is_empty() {
+            return Ok(true);
         }
     }
     Ok(false)
