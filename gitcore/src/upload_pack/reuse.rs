@@ -177,21 +177,16 @@ pub fn find(repo_path: &Path, wants: &[ObjectId], filter: crate::pack::Filter) -
 
 /// Streams `pack` (header and trailer included) to `out`.
 pub fn stream(pack: Reusable, out: &mut (impl Write + ?Sized)) -> io::Result<usize> {
-    let (mut file, objects) = match pack.source {
+    let (file, objects) = match pack.source {
         Source::Whole(file) => (file, pack.objects),
         Source::Blobless(plan) => return plan.stream(out),
     };
+    // The header was read (and checked) by `find`; the file is positioned after it.
     out.write_all(b"PACK")?;
     out.write_all(&2u32.to_be_bytes())?;
     out.write_all(&objects.to_be_bytes())?;
-    let mut buf = vec![0u8; crate::pkt::MAX_BAND_DATA];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            return Ok(objects as usize);
-        }
-        out.write_all(&buf[..n])?;
-    }
+    super::send::copy_file(file, out)?;
+    Ok(objects as usize)
 }
 
 /// The objects a clone of `tips` needs, in the order a pack of them is written.

@@ -51,9 +51,13 @@ fn cache_key(
     ])
 }
 
-/// Copies a finished cache entry to `out`.
-fn copy_file(mut file: std::fs::File, out: &mut (impl Write + ?Sized)) -> io::Result<()> {
-    let mut buf = vec![0u8; 64 * 1024];
+/// Copies the rest of `file` (a finished cache entry, a stored pack) to `out`, in reads that
+/// each fit one side-band packet.
+pub(super) fn copy_file(
+    mut file: std::fs::File,
+    out: &mut (impl Write + ?Sized),
+) -> io::Result<()> {
+    let mut buf = vec![0u8; crate::pkt::MAX_BAND_DATA];
     loop {
         let n = file.read(&mut buf)?;
         if n == 0 {
