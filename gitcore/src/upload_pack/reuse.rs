@@ -541,6 +541,30 @@ pub(crate) mod tests {
         assert!(!reused);
         assert_eq!(plain_count, count);
         assert_eq!(listed_objects(&plain).0, objects);
+
+        // A stored pack whose deltas name their bases by id (REF_DELTA) is cut the same way.
+        git(
+            dir,
+            &[
+                "-c",
+                "repack.useDeltaBaseOffset=false",
+                "repack",
+                "-adfq",
+                "--window=50",
+                "--depth=50",
+            ],
+        );
+        assert!(matches!(
+            mark(&repo_dir, &interrupt),
+            Ok(Marked::Recorded { .. })
+        ));
+        let (by_id, by_id_count, reused) =
+            fetch_reused(&repo_dir, &wants, &["ofs-delta", "filter blob:none"]);
+        assert!(reused);
+        assert_eq!(by_id_count, count);
+        let (listed, deltas) = listed_objects(&by_id);
+        assert_eq!(listed, objects);
+        assert!(deltas > 20, "{deltas}");
     }
 
     #[test]
