@@ -171,7 +171,8 @@ async fn authorize(
     let name = repo.strip_suffix(".git").unwrap_or(repo);
     let org_id = Uuid::parse_str(org_id).map_err(|_| hidden())?;
     if need != Need::Read && anonymous {
-        // Known before the lookup: pushes need credentials, whatever the repository.
+        // An anonymous push is refused before any role lookup; the message says why when the
+        // repository exists (and is the plain 401 of any anonymous request when it does not).
         let _ = store::repos::find_live(&state.db, org_id, name)
             .await
             .map_err(|e| internal(&e))?
