@@ -117,7 +117,8 @@ impl Snapshot {
     }
 
     /// The distinct commits the refs point at or peel to, each with its commit time in
-    /// seconds, newest first (read once per snapshot).
+    /// seconds, newest first (once per snapshot; the times come from the per-process commit
+    /// cache, so a new snapshot after a push reads only the commits it has not seen).
     pub fn commit_tips(&self, repo: &gix::Repository) -> &[(ObjectId, i64)] {
         self.memo.commit_tips.get_or_init(|| {
             let mut ids: Vec<ObjectId> = self
@@ -129,14 +130,7 @@ impl Snapshot {
             ids.dedup();
             let mut tips: Vec<(ObjectId, i64)> = ids
                 .into_iter()
-                .filter(|id| {
-                    repo.find_header(*id)
-                        .is_ok_and(|h| h.kind() == gix::objs::Kind::Commit)
-                })
-                .filter_map(|id| {
-                    let time = repo.find_commit(id).ok()?.time().ok()?.seconds;
-                    Some((id, time))
-                })
+                .filter_map(|id| Some((id, crate::upload_pack::commit_time(repo, id)?)))
                 .collect();
             tips.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             tips

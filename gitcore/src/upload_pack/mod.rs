@@ -19,6 +19,7 @@ use crate::shallow::Deepen;
 mod blobless;
 mod reach;
 use reach::check_wants;
+pub(crate) use reach::commit_time;
 pub mod reuse;
 mod send;
 use send::send_pack;

@@ -43,6 +43,11 @@ fn meta(repo: &gix::Repository, id: ObjectId) -> Option<Meta> {
     Some(m)
 }
 
+/// The commit time of `id`, if it is a commit (from the cache, or read and kept).
+pub(crate) fn commit_time(repo: &gix::Repository, id: ObjectId) -> Option<i64> {
+    meta(repo, id).map(|m| m.0)
+}
+
 /// Walks newest first from the `tips` (id, time) made at or after `cutoff`, not expanding
 /// commits older than it, removing each commit met from `unknown`; whether all were met.
 fn walk_recent(
