@@ -542,7 +542,7 @@ const SMALL_PACK_OBJECTS: usize = 2_000;
 /// Largest object we compute a new delta for.
 const MAX_DELTA_TARGET: usize = 1 << 20;
 
-/// `id` as a ref-delta against `base`, if that is less than half its size.
+/// `id` (of `size` bytes) as a ref-delta against `base`, if that is less than half its size.
 fn delta_entry(
     repo: &gix::Repository,
     id: ObjectId,
@@ -553,20 +553,34 @@ fn delta_entry(
     if !(64..=MAX_DELTA_TARGET).contains(&size) {
         return Ok(None);
     }
-    let io = |e: String| gix_error::Error::from_error(std::io::Error::other(e));
-    let mut tbuf = Vec::new();
-    let mut bbuf = Vec::new();
+    let mut buf = Vec::new();
     let Some(target) = repo
         .objects
-        .try_find(&id, &mut tbuf)
-        .map_err(|e| io(e.to_string()))?
+        .try_find(&id, &mut buf)
+        .map_err(|e| io_error(e.to_string()))?
     else {
         return Ok(None);
     };
+    delta_of(repo, id, &target, base)
+}
+
+/// `id`, decoded as `target`, as a ref-delta against `base` if that is less than half its size
+/// (both of one kind, neither over [`MAX_DELTA_TARGET`]).
+fn delta_of(
+    repo: &gix::Repository,
+    id: ObjectId,
+    target: &gix::objs::Data<'_>,
+    base: ObjectId,
+) -> Result<Option<output::Entry>, gix_error::Error> {
+    use gix::objs::Find as _;
+    if !(64..=MAX_DELTA_TARGET).contains(&target.data.len()) {
+        return Ok(None);
+    }
+    let mut buf = Vec::new();
     let Some(source) = repo
         .objects
-        .try_find(&base, &mut bbuf)
-        .map_err(|e| io(e.to_string()))?
+        .try_find(&base, &mut buf)
+        .map_err(|e| io_error(e.to_string()))?
     else {
         return Ok(None);
     };
@@ -576,17 +590,38 @@ fn delta_entry(
     let Some(delta) = crate::delta::encode(source.data, target.data, target.data.len() / 2) else {
         return Ok(None);
     };
+    let mut entry = whole_of(
+        id,
+        &gix::objs::Data::new(&delta, target.kind, gix::hash::Kind::Sha1),
+    )?;
+    entry.kind = output::entry::Kind::DeltaOid { id: base };
+    Ok(Some(entry))
+}
+
+/// `id`, decoded as `data`, as a whole (non-delta) pack entry.
+fn whole_of(id: ObjectId, data: &gix::objs::Data<'_>) -> Result<output::Entry, gix_error::Error> {
     let count = output::Count {
         id,
         entry_pack_location: output::count::PackLocation::LookedUp(None),
     };
-    let mut entry = output::Entry::from_data(
-        &count,
-        &gix::objs::Data::new(&delta, target.kind, gix::hash::Kind::Sha1),
-        Default::default(),
-    )?;
-    entry.kind = output::entry::Kind::DeltaOid { id: base };
-    Ok(Some(entry))
+    output::Entry::from_data(&count, data, Default::default())
+}
+
+/// Reads `id` for packing; an object that vanished is an error.
+fn read_for_pack<'a>(
+    repo: &gix::Repository,
+    id: ObjectId,
+    buf: &'a mut Vec<u8>,
+) -> Result<gix::objs::Data<'a>, gix_error::Error> {
+    use gix::objs::Find as _;
+    repo.objects
+        .try_find(&id, buf)
+        .map_err(|e| io_error(format!("could not read {id}: {e}")))?
+        .ok_or_else(|| io_error(format!("object {id} vanished while packing")))
+}
+
+fn io_error(message: String) -> gix_error::Error {
+    gix_error::Error::from_error(std::io::Error::other(message))
 }
 
 /// `id` as a whole (non-delta) pack entry.
@@ -595,21 +630,6 @@ fn whole_entry(
     id: ObjectId,
     buf: &mut Vec<u8>,
 ) -> Result<output::Entry, gix_error::Error> {
-    use gix::objs::Find as _;
-    let data = repo
-        .objects
-        .try_find(&id, buf)
-        .map_err(|e| {
-            gix_error::Error::from_error(std::io::Error::other(format!("could not read {id}: {e}")))
-        })?
-        .ok_or_else(|| {
-            gix_error::Error::from_error(std::io::Error::other(format!(
-                "object {id} vanished while packing"
-            )))
-        })?;
-    let count = output::Count {
-        id,
-        entry_pack_location: output::count::PackLocation::LookedUp(None),
-    };
-    output::Entry::from_data(&count, &data, Default::default())
+    let data = read_for_pack(repo, id, buf)?;
+    whole_of(id, &data)
 }

@@ -16,10 +16,6 @@ use gix_pack::data::output::count::PackLocation;
 
 use super::Thin;
 
-fn io_error(message: String) -> gix_error::Error {
-    gix_error::Error::from_error(std::io::Error::other(message))
-}
-
 /// Loose objects first, then by pack and offset (as gix orders them, so a stored delta's base
 /// in the same pack can be found among the counts by offset).
 fn by_location(a: &output::Count, b: &output::Count) -> Ordering {
@@ -97,47 +93,20 @@ pub(super) fn entries(
     Ok(out)
 }
 
-/// An object that cannot be copied as stored: a delta against `path_base` where that is less
-/// than half its size, else whole.
+/// An object that cannot be copied as stored, decoded once: a delta against `path_base` where
+/// that is less than half its size, else whole.
 fn fresh(
     repo: &gix::Repository,
     count: &output::Count,
     path_base: Option<ObjectId>,
     buf: &mut Vec<u8>,
 ) -> Result<output::Entry, gix_error::Error> {
-    use gix::objs::Find as _;
     let id = count.id;
-    let target = repo
-        .objects
-        .try_find(&id, buf)
-        .map_err(|e| io_error(format!("could not read {id}: {e}")))?
-        .ok_or_else(|| io_error(format!("object {id} vanished while packing")))?;
-    if let Some(base_id) =
-        path_base.filter(|_| (64..=super::MAX_DELTA_TARGET).contains(&target.data.len()))
-    {
-        let mut bbuf = Vec::new();
-        let base = repo
-            .objects
-            .try_find(&base_id, &mut bbuf)
-            .map_err(|e| io_error(format!("could not read {base_id}: {e}")))?;
-        if let Some(base) =
-            base.filter(|b| b.kind == target.kind && b.data.len() <= super::MAX_DELTA_TARGET)
-        {
-            if let Some(delta) = crate::delta::encode(base.data, target.data, target.data.len() / 2)
-            {
-                let mut entry = output::Entry::from_data(
-                    count,
-                    &gix::objs::Data::new(&delta, target.kind, gix::hash::Kind::Sha1),
-                    Default::default(),
-                )?;
-                entry.kind = output::entry::Kind::DeltaOid { id: base_id };
-                return Ok(entry);
-            }
+    let target = super::read_for_pack(repo, id, buf)?;
+    if let Some(base) = path_base {
+        if let Some(delta) = super::delta_of(repo, id, &target, base)? {
+            return Ok(delta);
         }
     }
-    let whole = output::Count {
-        id,
-        entry_pack_location: PackLocation::LookedUp(None),
-    };
-    output::Entry::from_data(&whole, &target, Default::default())
+    super::whole_of(id, &target)
 }
