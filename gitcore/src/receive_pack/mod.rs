@@ -4,8 +4,11 @@
 //! Nothing becomes visible to readers before every check passed.
 
 mod commands;
+mod index;
 mod quarantine;
 mod refs;
+#[cfg(test)]
+mod serve_tests;
 
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
@@ -224,8 +227,10 @@ pub fn serve(
         }
     }
     let any_ok = errors.iter().any(Option::is_none);
-    if let Some(q) = quarantine.take() {
+    let mut clone_pack = None;
+    if let Some(mut q) = quarantine.take() {
         if any_ok {
+            clone_pack = q.published_pack().zip(q.closure.take());
             if let Err(e) = q.publish() {
                 let reason = format!("could not store the pack: {e}");
                 errors.iter_mut().for_each(|x| *x = Some(reason.clone()));
@@ -241,6 +246,11 @@ pub fn serve(
         .map(|c| deletes_nothing(&repo, c))
         .collect();
     update_refs(&repo, &req.commands, &noop, &mut errors, atomic);
+    if outcome.unpack_error.is_none() {
+        if let Some((pack, closure)) = clone_pack {
+            record_clone_pack(&repo, repo_path, &pack, &closure);
+        }
+    }
     outcome.results = req
         .commands
         .iter()
@@ -286,6 +296,30 @@ pub fn serve(
     }
     out.flush()?;
     Ok(outcome)
+}
+
+/// After a push whose pack links to nothing outside it: when the pack holds exactly what a
+/// clone of the branches and tags now needs (a first push, typically), records it as the clone
+/// pack, as upkeep's [`crate::upload_pack::reuse::mark`] would after enumerating every object.
+/// A pure fact about the pack's content and the tips read here, so a concurrent push cannot
+/// make it wrong: a clone stream is used only while its wants equal these tips.
+fn record_clone_pack(
+    repo: &gix::Repository,
+    repo_path: &Path,
+    pack: &Path,
+    closure: &index::Closure,
+) {
+    let Ok(snapshot) = crate::refs::Snapshot::read(repo) else {
+        return;
+    };
+    let tips = crate::upload_pack::reuse::clone_tips(&snapshot);
+    if !closure.is_exactly_reachable_from(&tips) {
+        return;
+    }
+    let Ok(objects) = u32::try_from(closure.ids.len()) else {
+        return;
+    };
+    let _ = crate::upload_pack::reuse::write_manifest(repo_path, pack, objects, &tips);
 }
 
 fn one_line(s: &str) -> String {

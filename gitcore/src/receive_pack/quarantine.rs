@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use gix::objs::Exists as _;
 
+use super::index::{Closure, Indexed};
 use super::Options;
 
 /// A pack indexed into `objects/incoming-*/pack`, not yet visible.
@@ -17,6 +18,8 @@ pub(super) struct Quarantine {
     /// Held while the push lives: a sweep in any process leaves a held quarantine alone and
     /// removes one whose holder died at once.
     pub(super) _lock: Option<crate::lock::Held>,
+    /// Set when the pack links to nothing outside it (see [`Closure`]).
+    pub(super) closure: Option<Closure>,
 }
 
 /// The lock file inside a quarantine.
@@ -36,6 +39,12 @@ impl Quarantine {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
         Ok(())
+    }
+
+    /// Where the pack will be once published.
+    pub(super) fn published_pack(&self) -> Option<PathBuf> {
+        let (data, _) = self.pack.as_ref()?;
+        Some(self.objects_dir.join("pack").join(data.file_name()?))
     }
 
     pub(super) fn discard(self) {
@@ -152,6 +161,7 @@ pub(super) fn ingest(
         objects_dir: objects_dir.clone(),
         pack: None,
         _lock: None,
+        closure: None,
     };
     let mut setup = || -> io::Result<()> {
         std::fs::create_dir_all(&pack_dir)?;
@@ -177,9 +187,41 @@ pub(super) fn ingest(
             limit: options.max_pack_bytes,
         },
     );
+    let pack_dir_abs = pack_dir.clone();
+    match super::index::index_and_check(repo, &mut limited, &pack_dir_abs, interrupt, options)? {
+        Indexed::Done {
+            data,
+            index,
+            closure,
+        } => {
+            q.pack = Some((data, index));
+            q.closure = closure;
+        }
+        Indexed::Empty => q.pack = None,
+        Indexed::Fallback(received) => {
+            let indexed = index_received(repo, &q, &received, interrupt, options);
+            let _ = std::fs::remove_file(&received);
+            q.pack = indexed?;
+        }
+    }
+    Ok(q)
+}
+
+/// Indexes a complete pack already received into the quarantine with gix's bundle writer, then
+/// checks its objects in a second pass (packs [`super::index`] cannot lay out up front).
+fn index_received(
+    repo: &gix::Repository,
+    q: &Quarantine,
+    received: &Path,
+    interrupt: &AtomicBool,
+    options: &Options,
+) -> Result<Option<(PathBuf, PathBuf)>, String> {
+    let file =
+        std::fs::File::open(received).map_err(|e| format!("could not read the pack: {e}"))?;
+    let mut reader = BufReader::with_capacity(64 * 1024, file);
     let bundle = gix_pack::Bundle::write_to_directory(
-        &mut limited,
-        Some(&pack_dir),
+        &mut reader,
+        Some(&q.dir.join("pack")),
         &mut gix::progress::Discard,
         interrupt,
         Some(repo.objects.clone()),
@@ -198,12 +240,11 @@ pub(super) fn ingest(
     }
     match (bundle.data_path, bundle.index_path) {
         (Some(data), Some(index)) => {
-            check_objects(&q, &data, &index, options, interrupt)?;
-            q.pack = Some((data, index));
+            check_objects(q, &data, &index, options, interrupt)?;
+            Ok(Some((data, index)))
         }
-        _ => q.pack = None,
+        _ => Ok(None),
     }
-    Ok(q)
 }
 
 pub(super) fn pack_error_message(e: &dyn std::error::Error) -> String {
@@ -291,22 +332,33 @@ fn check_object(
     kind: gix::objs::Kind,
     data: &[u8],
 ) -> Result<(), String> {
-    let hash = gix::hash::Kind::Sha1;
-    let missing = |link: &gix::oid| -> Result<(), String> {
+    links_of(id, kind, data, &mut |link| {
         if odb.exists(link) {
             Ok(())
         } else {
             Err(format!("object {id} links to missing object {link}"))
         }
-    };
+    })
+}
+
+/// Parses one decoded object (a tree also against the fsck rules) and calls `each` with every
+/// object it links to: a commit's tree and parents, a tree's entries but submodule commits, a
+/// tag's target. Blobs link to nothing.
+pub(super) fn links_of(
+    id: gix::ObjectId,
+    kind: gix::objs::Kind,
+    data: &[u8],
+    each: &mut dyn FnMut(&gix::oid) -> Result<(), String>,
+) -> Result<(), String> {
+    let hash = gix::hash::Kind::Sha1;
     let malformed = |e: &dyn std::fmt::Display| format!("object {id} is malformed: {e}");
     match kind {
         gix::objs::Kind::Blob => Ok(()),
         gix::objs::Kind::Commit => {
             let c = gix::objs::CommitRef::from_bytes(data, hash).map_err(|e| malformed(&e))?;
-            missing(&c.tree())?;
+            each(&c.tree())?;
             for p in c.parents() {
-                missing(&p)?;
+                each(&p)?;
             }
             Ok(())
         }
@@ -315,14 +367,14 @@ fn check_object(
             crate::fsck::check_tree(&t).map_err(|e| format!("tree {id}: {e}"))?;
             for e in &t.entries {
                 if !e.mode.is_commit() {
-                    missing(e.oid)?;
+                    each(e.oid)?;
                 }
             }
             Ok(())
         }
         gix::objs::Kind::Tag => {
             let t = gix::objs::TagRef::from_bytes(data, hash).map_err(|e| malformed(&e))?;
-            missing(&t.target())
+            each(&t.target())
         }
     }
 }

@@ -69,7 +69,10 @@ pub fn write_manifest(
         text.push_str(&format!("tip {tip}\n"));
     }
     let path = manifest_path(repo_path);
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    // Pushes and upkeep in one process may write at once: each its own temporary file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, &path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);

@@ -391,12 +391,16 @@ async fn identical_clones_share_one_generated_pack() {
     let hostport = srv.base.strip_prefix("http://").expect("http").to_owned();
     let push = format!("http://x:{}@{hostport}/{org}/fan.git", srv.token(owner));
     let mut w = Work::clone(&push).await;
+    // Two pushes: the first push's pack is recorded as the clone pack (it holds exactly what a
+    // clone needs), the second's links into it, so clones of the new tip are generated.
     for i in 0..30 {
         let big: String = (0..500).map(|j| format!("line {i} {j}\n")).collect();
         w.commit(&[(&format!("f{}.txt", i % 4), &big)], "c").await;
+        if i == 14 || i == 29 {
+            w.run(&["push", "-q", "origin", "HEAD:refs/heads/main"])
+                .await;
+        }
     }
-    w.run(&["push", "-q", "origin", "HEAD:refs/heads/main"])
-        .await;
     let url = format!("http://{hostport}/{org}/fan.git");
     let home = tempfile::tempdir().expect("home");
     let clone_all = |n: usize, tag: &'static str| {
