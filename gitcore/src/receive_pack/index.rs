@@ -17,13 +17,13 @@
 //! as Orbit advertises `ofs-delta`) cannot be laid out before its objects are hashed: such a pack
 //! goes the older way ([`Indexed::Fallback`]).
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use gix::hashtable::HashMap;
 use gix::objs::{Exists as _, Find as _};
 use gix::ObjectId;
 use gix_pack::data::entry::Header;
@@ -93,7 +93,7 @@ pub(super) fn index_and_check(
         let _ = std::fs::remove_file(&tmp);
         return Ok(Indexed::Empty);
     }
-    let mut appended: HashMap<ObjectId, u64> = HashMap::new();
+    let mut appended: HashMap<ObjectId, u64> = HashMap::default();
     let pack_hash = if ref_bases.is_empty() {
         read_trailer(&tmp, pack_end)?
     } else {
@@ -284,7 +284,7 @@ struct Links {
 impl Clone for Links {
     fn clone(&self) -> Self {
         Links {
-            seen: HashMap::new(),
+            seen: HashMap::default(),
             sink: self.sink.clone(),
             first_problem: self.first_problem.clone(),
         }
@@ -328,7 +328,7 @@ fn traverse_and_write(
     let sink: Arc<Mutex<Vec<HashMap<ObjectId, ObjectId>>>> = Default::default();
     let first_problem: Arc<Mutex<Option<String>>> = Default::default();
     let mut links = Links {
-        seen: HashMap::new(),
+        seen: HashMap::default(),
         sink: sink.clone(),
         first_problem: first_problem.clone(),
     };
@@ -389,13 +389,28 @@ fn traverse_and_write(
     // Every link is an object of the pack or of the repository.
     let mut referenced = vec![false; entries.len()];
     let mut leaves_pack = false;
+    // The ids starting with each byte, as an index's fan-out: a search looks in that range.
+    let mut fanout = [0usize; 257];
+    for e in &entries {
+        fanout[e.id.first_byte() as usize + 1] += 1;
+    }
+    for i in 1..257 {
+        fanout[i] += fanout[i - 1];
+    }
+    let position = |id: &ObjectId| {
+        let first = id.first_byte() as usize;
+        let (start, end) = (fanout[first], fanout[first + 1]);
+        entries[start..end]
+            .binary_search_by(|e| e.id.cmp(id))
+            .map(|p| start + p)
+    };
     let maps = sink
         .lock()
         .map(|mut s| std::mem::take(&mut *s))
         .unwrap_or_default();
     for map in maps {
         for (link, from) in map {
-            match entries.binary_search_by(|e| e.id.cmp(&link)) {
+            match position(&link) {
                 Ok(pos) => referenced[pos] = true,
                 Err(_) if repo.objects.exists(&link) => leaves_pack = true,
                 Err(_) => return Err(format!("object {from} links to missing object {link}")),
