@@ -26,6 +26,9 @@ pub enum Error {
 
 /// Whether `name` would be `.git` on a case-insensitive, HFS+ or NTFS file system.
 fn is_dot_git(name: &[u8]) -> bool {
+    if name.is_ascii() {
+        return is_dot_git_ascii(name);
+    }
     // HFS+ ignores some zero-width code points; drop them before comparing.
     let cleaned: Vec<u8> = {
         let s = name.to_str_lossy();
@@ -34,19 +37,22 @@ fn is_dot_git(name: &[u8]) -> bool {
             .collect::<String>()
             .into_bytes()
     };
-    let lower = cleaned.to_ascii_lowercase();
-    // NTFS: trailing dots and spaces are ignored, `git~1` is the short name.
-    let trimmed = {
-        let mut t = lower.as_slice();
-        while let Some(rest) = t.strip_suffix(b".").or_else(|| t.strip_suffix(b" ")) {
-            t = rest;
-        }
-        t
-    };
-    trimmed == b".git" || trimmed == b"git~1" || trimmed.starts_with(b".git::$index_allocation")
+    is_dot_git_ascii(&cleaned)
 }
 
-/// Checks a tree's entries by git's error-level fsck rules.
+/// [`is_dot_git`] for a name without ignorable code points; allocates nothing.
+fn is_dot_git_ascii(name: &[u8]) -> bool {
+    // NTFS: trailing dots and spaces are ignored, `git~1` is the short name.
+    let mut t = name;
+    while let [rest @ .., b'.' | b' '] = t {
+        t = rest;
+    }
+    const STREAM: &[u8] = b".git::$index_allocation";
+    t.eq_ignore_ascii_case(b".git")
+        || t.eq_ignore_ascii_case(b"git~1")
+        || (t.len() >= STREAM.len() && t[..STREAM.len()].eq_ignore_ascii_case(STREAM))
+}
+
 /// Checks one tree entry name against the same rules as [`check_tree`] (order aside).
 pub fn check_name(name: &[u8]) -> Result<(), Error> {
     let shown = || name.to_str_lossy().into_owned();
@@ -65,38 +71,42 @@ pub fn check_name(name: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-pub fn check_tree(tree: &TreeRef<'_>) -> Result<(), Error> {
-    let mut previous: Option<(Vec<u8>, bool)> = None;
-    for e in &tree.entries {
-        let name: &[u8] = e.filename.as_ref();
-        let shown = || name.to_str_lossy().into_owned();
-        if name.is_empty() {
-            return Err(Error::EmptyName);
-        }
-        if name == b"." || name == b".." {
-            return Err(Error::DotName(shown()));
-        }
-        if name.contains(&b'/') {
-            return Err(Error::Slash(shown()));
-        }
-        if is_dot_git(name) {
-            return Err(Error::DotGit(shown()));
-        }
-        // git sorts trees as if directory names ended in '/'.
-        let is_tree = e.mode.is_tree();
-        if let Some((prev, prev_tree)) = &previous {
-            let key = |n: &[u8], t: bool| {
-                let mut k = n.to_vec();
-                if t {
-                    k.push(b'/');
-                }
-                k
-            };
-            if key(prev, *prev_tree) >= key(name, is_tree) || prev.as_slice() == name {
-                return Err(Error::Order(shown()));
+/// git's tree order: names compared as if a directory's ended in `/`.
+fn tree_order(a: &[u8], a_tree: bool, b: &[u8], b_tree: bool) -> std::cmp::Ordering {
+    let common = a.len().min(b.len());
+    match a[..common].cmp(&b[..common]) {
+        std::cmp::Ordering::Equal => {}
+        other => return other,
+    }
+    let next = |n: &[u8], tree: bool| n.get(common).copied().or(tree.then_some(b'/'));
+    next(a, a_tree).cmp(&next(b, b_tree))
+}
+
+/// Checks a tree's entries one at a time, in their order, by git's error-level fsck rules.
+#[derive(Default)]
+pub struct TreeChecker<'a> {
+    previous: Option<(&'a [u8], bool)>,
+}
+
+impl<'a> TreeChecker<'a> {
+    /// The next entry of the tree.
+    pub fn entry(&mut self, name: &'a [u8], is_tree: bool) -> Result<(), Error> {
+        check_name(name)?;
+        if let Some((prev, prev_tree)) = self.previous {
+            if prev == name || tree_order(prev, prev_tree, name, is_tree).is_ge() {
+                return Err(Error::Order(name.to_str_lossy().into_owned()));
             }
         }
-        previous = Some((name.to_vec(), is_tree));
+        self.previous = Some((name, is_tree));
+        Ok(())
+    }
+}
+
+/// Checks a tree's entries by git's error-level fsck rules.
+pub fn check_tree(tree: &TreeRef<'_>) -> Result<(), Error> {
+    let mut checker = TreeChecker::default();
+    for e in &tree.entries {
+        checker.entry(e.filename.as_ref(), e.mode.is_tree())?;
     }
     Ok(())
 }
@@ -117,8 +127,43 @@ mod tests {
         ] {
             assert!(is_dot_git(n.as_bytes()), "{n:?}");
         }
-        for n in [".gitignore", "git", ".github", "x.git"] {
+        for n in [
+            ".gitignore",
+            "git",
+            ".github",
+            "x.git",
+            ".gi",
+            "",
+            ".git::$index",
+            "é.git",
+        ] {
             assert!(!is_dot_git(n.as_bytes()), "{n:?}");
         }
+    }
+
+    #[test]
+    fn entries_follow_gits_tree_order() {
+        use std::cmp::Ordering::*;
+        // "a" as a directory sorts as "a/", after "a.txt" ('.' < '/') and before "a0".
+        assert_eq!(tree_order(b"a.txt", false, b"a", true), Less);
+        assert_eq!(tree_order(b"a", true, b"a0", false), Less);
+        assert_eq!(tree_order(b"a", false, b"a.txt", false), Less);
+        assert_eq!(tree_order(b"a", false, b"a", true), Less);
+        let mut c = TreeChecker::default();
+        for (name, tree) in [("a.txt", false), ("a", true), ("a0", false), ("b", false)] {
+            assert_eq!(c.entry(name.as_bytes(), tree), Ok(()), "{name}");
+        }
+        assert!(
+            matches!(c.entry(b"b", false), Err(Error::Order(_))),
+            "a duplicate"
+        );
+        let mut c = TreeChecker::default();
+        c.entry(b"b", false).expect("first");
+        assert!(
+            matches!(c.entry(b"a", false), Err(Error::Order(_))),
+            "out of order"
+        );
+        let mut c = TreeChecker::default();
+        assert!(matches!(c.entry(b".GIT.", true), Err(Error::DotGit(_))));
     }
 }

@@ -363,9 +363,12 @@ pub(super) fn links_of(
             Ok(())
         }
         gix::objs::Kind::Tree => {
-            let t = gix::objs::TreeRef::from_bytes(data, hash).map_err(|e| malformed(&e))?;
-            crate::fsck::check_tree(&t).map_err(|e| format!("tree {id}: {e}"))?;
-            for e in &t.entries {
+            // Entry by entry: no list of entries is built.
+            let mut fsck = crate::fsck::TreeChecker::default();
+            for e in gix::objs::TreeRefIter::from_bytes(data, hash) {
+                let e = e.map_err(|e| malformed(&e))?;
+                fsck.entry(e.filename.as_ref(), e.mode.is_tree())
+                    .map_err(|e| format!("tree {id}: {e}"))?;
                 if !e.mode.is_commit() {
                     each(e.oid)?;
                 }
