@@ -389,7 +389,14 @@ fn traverse_and_write(
     // Every link is an object of the pack or of the repository.
     let mut referenced = vec![false; entries.len()];
     let mut leaves_pack = false;
-    // The ids starting with each byte, as an index's fan-out: a search looks in that range.
+    // The ids starting with each byte, as an index's fan-out, and each id's first 8 bytes: a
+    // search compares integers in that byte's range and whole ids only on a tie.
+    let prefix = |id: &ObjectId| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&id.as_bytes()[..8]);
+        u64::from_be_bytes(b)
+    };
+    let prefixes: Vec<u64> = entries.iter().map(|e| prefix(&e.id)).collect();
     let mut fanout = [0usize; 257];
     for e in &entries {
         fanout[e.id.first_byte() as usize + 1] += 1;
@@ -397,12 +404,18 @@ fn traverse_and_write(
     for i in 1..257 {
         fanout[i] += fanout[i - 1];
     }
-    let position = |id: &ObjectId| {
+    let position = |id: &ObjectId| -> Option<usize> {
         let first = id.first_byte() as usize;
         let (start, end) = (fanout[first], fanout[first + 1]);
-        entries[start..end]
-            .binary_search_by(|e| e.id.cmp(id))
-            .map(|p| start + p)
+        let p = prefix(id);
+        let mut i = start + prefixes[start..end].partition_point(|&x| x < p);
+        while i < end && prefixes[i] == p {
+            if entries[i].id == *id {
+                return Some(i);
+            }
+            i += 1;
+        }
+        None
     };
     let maps = sink
         .lock()
@@ -411,9 +424,9 @@ fn traverse_and_write(
     for map in maps {
         for (link, from) in map {
             match position(&link) {
-                Ok(pos) => referenced[pos] = true,
-                Err(_) if repo.objects.exists(&link) => leaves_pack = true,
-                Err(_) => return Err(format!("object {from} links to missing object {link}")),
+                Some(pos) => referenced[pos] = true,
+                None if repo.objects.exists(&link) => leaves_pack = true,
+                None => return Err(format!("object {from} links to missing object {link}")),
             }
         }
     }
