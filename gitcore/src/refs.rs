@@ -37,6 +37,9 @@ pub struct Snapshot {
     pub head_symref: Option<String>,
     /// The object `HEAD` resolves to, if born.
     pub head: Option<ObjectId>,
+    /// Symbolic references under `refs/` (not in `refs`), sorted: with `refs`, every name
+    /// under `refs/` that exists.
+    pub symbolic: Vec<String>,
     /// What was learned about these refs, kept as long as the snapshot (see
     /// [`read_cached`](Self::read_cached)): their tips that are commits, and objects proven
     /// reachable from them.
@@ -60,6 +63,7 @@ impl Clone for Snapshot {
             refs: self.refs.clone(),
             head_symref: self.head_symref.clone(),
             head: self.head,
+            symbolic: self.symbolic.clone(),
             memo: Memo::default(),
         }
     }
@@ -70,13 +74,16 @@ impl Snapshot {
     pub fn read(repo: &gix::Repository) -> Result<Self, Error> {
         let platform = repo.references().map_err(|e| Error(e.into()))?;
         let mut refs = Vec::new();
+        let mut symbolic = Vec::new();
         for r in platform
             .prefixed(b"refs/".as_bstr())
             .map_err(|e| Error(e.into()))?
         {
             let mut r = r.map_err(|e| Error(e.into()))?;
             let Some(target) = r.target().try_id().map(ToOwned::to_owned) else {
-                continue; // symbolic refs under refs/ are not advertised
+                // Symbolic refs under refs/ are not advertised.
+                symbolic.push(r.name().as_bstr().to_str_lossy().into_owned());
+                continue;
             };
             let name = r.name().as_bstr().to_str_lossy().into_owned();
             // Only annotated tags need peeling; finding that out from the object header avoids
@@ -100,6 +107,7 @@ impl Snapshot {
             });
         }
         refs.sort_by(|a, b| a.name.cmp(&b.name));
+        symbolic.sort();
         let head_symref = repo
             .head_name()
             .map_err(|e| Error(e.into()))?
@@ -112,6 +120,7 @@ impl Snapshot {
             refs,
             head_symref,
             head,
+            symbolic,
             memo: Memo::default(),
         })
     }
@@ -192,7 +201,23 @@ impl Snapshot {
 
     /// The current value of the reference `name`.
     pub fn get(&self, name: &str) -> Option<ObjectId> {
-        self.refs.iter().find(|r| r.name == name).map(|r| r.target)
+        self.refs
+            .binary_search_by(|r| r.name.as_str().cmp(name))
+            .ok()
+            .map(|i| self.refs[i].target)
+    }
+
+    /// What the snapshot knows of the full name `name` under `refs/`: `Some(Some(id))` for a
+    /// reference to an object, `Some(None)` for a name that does not exist, `None` for a
+    /// symbolic reference (to be followed on disk).
+    pub fn lookup(&self, name: &str) -> Option<Option<ObjectId>> {
+        if let Some(id) = self.get(name) {
+            return Some(Some(id));
+        }
+        match self.symbolic.binary_search_by(|s| s.as_str().cmp(name)) {
+            Ok(_) => None,
+            Err(_) => Some(None),
+        }
     }
 }
 

@@ -259,7 +259,20 @@ fn dwim_ref(repo: &gix::Repository, name: &str) -> Result<Option<ObjectId>, Erro
     for prefix in ["refs/", "refs/tags/", "refs/heads/"] {
         tries.push(format!("{prefix}{name}"));
     }
+    // The per-process snapshot (revalidated by a few stats) answers for names under refs/
+    // without a file opened per candidate name.
+    let snapshot = crate::refs::Snapshot::read_cached(repo).ok();
     for full in tries {
+        if let Some(known) = snapshot
+            .as_ref()
+            .filter(|_| full.starts_with("refs/"))
+            .and_then(|s| s.lookup(&full))
+        {
+            match known {
+                Some(id) => return Ok(Some(id)),
+                None => continue,
+            }
+        }
         if let Some(id) = find_ref(repo, &full)? {
             return Ok(Some(id));
         }
@@ -393,5 +406,22 @@ mod tests {
             Err(Error::InvalidPath { .. })
         ));
         assert_eq!(abbreviate(&repo, &head_id), head[..7]);
+
+        // Names come from the per-process ref snapshot: a symbolic ref under refs/ is still
+        // followed, and refs changed by another writer since are seen at once.
+        git(dir, &["symbolic-ref", "refs/heads/alias", "refs/heads/main"]);
+        assert_eq!(commit(&repo, "alias").expect("alias"), head_id);
+        std::fs::write(dir.join("a"), "b\n").expect("write");
+        git(dir, &["commit", "-qam", "two"]);
+        let second = ObjectId::from_hex(git(dir, &["rev-parse", "HEAD"]).trim().as_bytes())
+            .expect("hex");
+        git(dir, &["branch", "later"]);
+        for name in ["main", "alias", "later", "refs/heads/later"] {
+            assert_eq!(commit(&repo, name).expect(name), second, "{name}");
+        }
+        git(dir, &["pack-refs", "--all"]);
+        git(dir, &["branch", "-D", "later"]);
+        assert!(matches!(commit(&repo, "later"), Err(Error::UnknownRef { .. })));
+        assert_eq!(commit(&repo, "feature/x").expect("packed"), head_id);
     }
 }

@@ -217,7 +217,7 @@ async fn hs256_tokens_and_algorithm_confusion() {
         claims.clone(),
         SECRET.as_bytes(),
     );
-    assert_eq!(srv.get("/repos", &Auth::Bearer(good)).await.status, 200);
+    assert_eq!(srv.get("/repos", &Auth::Bearer(good.clone())).await.status, 200);
 
     let public_pem = {
         let v = serde_json::to_value(&key.public).expect("jwk json");
@@ -294,6 +294,29 @@ async fn hs256_tokens_and_algorithm_confusion() {
         let r = srv.get("/repos", &Auth::Bearer(token)).await;
         assert_eq!(r.status, 401, "{what}: {}", r.body);
         r.assert_error(401, "UNAUTHORIZED");
+    }
+    // The good token, verified once and now known, still works; altered copies of it do not.
+    assert_eq!(
+        srv.get("/repos", &Auth::Bearer(good.clone())).await.status,
+        200
+    );
+    let (signed, signature) = good.rsplit_once('.').expect("three parts");
+    let flipped = if signature.ends_with('A') { 'B' } else { 'A' };
+    let altered = [
+        format!("{signed}.{}{flipped}", &signature[..signature.len() - 1]),
+        format!(
+            "{}.{}.{signature}",
+            b64(br#"{"alg":"HS256","typ":"JWT"}"#),
+            b64(json!({"sub": Uuid::new_v4().to_string(), "exp": now + 600})
+                .to_string()
+                .as_bytes())
+        ),
+        format!("{good}x"),
+    ];
+    for token in altered {
+        srv.get("/repos", &Auth::Bearer(token))
+            .await
+            .assert_error(401, "UNAUTHORIZED");
     }
     // Not a bearer credential at all.
     for raw in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "Token abc"] {
