@@ -69,6 +69,9 @@ pub fn log_ids(
     // inflating every commit it passes.
     let graph = repo.commit_graph_if_enabled().ok().flatten();
     let graph = graph.as_ref();
+    if let (None, Some(graph)) = (&components, graph) {
+        return walk_by_position(repo, graph, start, opts);
+    }
 
     let node = commit_node_in(repo, graph, start)?;
     seen.insert(start);
@@ -117,6 +120,101 @@ pub fn log_ids(
             continue;
         }
         out.push(id);
+        if out.len() >= opts.limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// A commit of the walk: by its position in the commit-graph, or by id when the graph does not
+/// have it (made after the graph was written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum At {
+    Pos(u32),
+    Id(ObjectId),
+}
+
+/// [`log_ids`] without a path, over the commit-graph: commits are visited by position, their
+/// times and parents read from the graph, `seen` is a bit per position; ids are looked up only
+/// for commits newer than the graph and for the commits answered. Same order as the walk by id.
+fn walk_by_position(
+    repo: &gix::Repository,
+    graph: &gix::commitgraph::Graph,
+    start: ObjectId,
+    opts: Options<'_>,
+) -> Result<Vec<ObjectId>, Error> {
+    let mut out = Vec::new();
+    let mut seen_pos = vec![false; graph.num_commits() as usize];
+    let mut seen_id: gix::hashtable::HashSet<ObjectId> = Default::default();
+    // Commits not in the graph, read once: their parents.
+    let mut loose: gix::hashtable::HashMap<ObjectId, Vec<ObjectId>> = Default::default();
+    let mut queue: BinaryHeap<(i64, Reverse<u64>, At)> = BinaryHeap::new();
+    let mut seq = 0u64;
+    let time_of = |t: u64| i64::try_from(t).unwrap_or(i64::MAX);
+    let mut visit = |id: ObjectId,
+                     seq: u64,
+                     queue: &mut BinaryHeap<(i64, Reverse<u64>, At)>,
+                     seen_pos: &mut Vec<bool>,
+                     loose: &mut gix::hashtable::HashMap<ObjectId, Vec<ObjectId>>|
+     -> Result<bool, Error> {
+        match graph.lookup(id) {
+            Some(p) => {
+                let i = p.0 as usize;
+                if seen_pos.get(i).copied().unwrap_or(true) {
+                    return Ok(false);
+                }
+                seen_pos[i] = true;
+                let t = time_of(graph.commit_at(p).committer_timestamp());
+                queue.push((t, Reverse(seq), At::Pos(p.0)));
+            }
+            None => {
+                if !seen_id.insert(id) {
+                    return Ok(false);
+                }
+                let node = super::commit_node(repo, id)?;
+                queue.push((node.time, Reverse(seq), At::Id(id)));
+                loose.insert(id, node.parents);
+            }
+        }
+        Ok(true)
+    };
+    visit(start, seq, &mut queue, &mut seen_pos, &mut loose)?;
+    let mut skipped = 0usize;
+    while let Some((_, _, at)) = queue.pop() {
+        match at {
+            At::Pos(p) => {
+                let pos = gix::commitgraph::Position(p);
+                for parent in graph.commit_at(pos).iter_parents() {
+                    let parent =
+                        parent.map_err(|e| Error::object(graph.id_at(pos).to_owned(), e))?;
+                    let i = parent.0 as usize;
+                    if seen_pos.get(i).copied().unwrap_or(true) {
+                        continue;
+                    }
+                    seen_pos[i] = true;
+                    seq += 1;
+                    let t = time_of(graph.commit_at(parent).committer_timestamp());
+                    queue.push((t, Reverse(seq), At::Pos(parent.0)));
+                }
+            }
+            At::Id(id) => {
+                let parents = loose.remove(&id).unwrap_or_default();
+                for parent in parents {
+                    if visit(parent, seq + 1, &mut queue, &mut seen_pos, &mut loose)? {
+                        seq += 1;
+                    }
+                }
+            }
+        }
+        if skipped < opts.skip {
+            skipped += 1;
+            continue;
+        }
+        out.push(match at {
+            At::Pos(p) => graph.id_at(gix::commitgraph::Position(p)).to_owned(),
+            At::Id(id) => id,
+        });
         if out.len() >= opts.limit {
             break;
         }
@@ -247,6 +345,97 @@ mod tests {
                     .is_some());
             }
             matches_git(dir);
+        }
+    }
+
+    /// Branchy history with merges, dates going back and forth and many ties, walked with the
+    /// graph covering most of it: the same order and skips as `git log`.
+    #[test]
+    fn the_walk_over_the_graph_matches_git_log_on_branchy_history() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        init(dir);
+        let mut state = 7u64;
+        let mut next = |n: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % n
+        };
+        std::fs::write(dir.join("f0"), "root\n").expect("write");
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-q", "-m", "root"]);
+        let mut branches = vec!["main".to_owned()];
+        for i in 0..70 {
+            if i == 55 {
+                crate::write::commit_graph::write(&open(dir)).expect("graph");
+            }
+            let date = format!("{} +0000", 1_700_000_000 + next(12) * 10);
+            let b = branches[next(branches.len() as u64) as usize].clone();
+            git(dir, &["checkout", "-q", &b]);
+            match next(6) {
+                0 if i > 3 => {
+                    let name = format!("b{i}");
+                    git(dir, &["checkout", "-q", "-b", &name]);
+                    branches.push(name);
+                }
+                1 if branches.len() > 1 => {
+                    let other = branches[next(branches.len() as u64) as usize].clone();
+                    if other != b {
+                        git_at(
+                            dir,
+                            &["merge", "-q", "--no-ff", "-m", "merge", &other],
+                            &date,
+                        );
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+            std::fs::write(dir.join(format!("g{i}")), format!("{i}\n")).expect("write");
+            git(dir, &["add", "-A"]);
+            git_at(dir, &["commit", "-q", "-m", &format!("c{i}")], &date);
+        }
+        for b in &branches {
+            git(dir, &["checkout", "-q", b]);
+            git_at(
+                dir,
+                &["merge", "-q", "--no-ff", "-m", "all", "main"],
+                "1700000060 +0000",
+            );
+        }
+        assert!(open(dir)
+            .commit_graph_if_enabled()
+            .expect("graph")
+            .is_some());
+        let repo = open(dir);
+        let head =
+            ObjectId::from_hex(git(dir, &["rev-parse", "HEAD"]).trim().as_bytes()).expect("hex");
+        for (skip, limit) in [(0, 1000), (7, 5), (30, 40), (200, 5)] {
+            let ours: Vec<String> = log_ids(
+                &repo,
+                head,
+                Options {
+                    path: None,
+                    skip,
+                    limit,
+                },
+            )
+            .expect("log")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+            let theirs = ids(&git(
+                dir,
+                &[
+                    "log",
+                    "--format=%H",
+                    &format!("--skip={skip}"),
+                    "-n",
+                    &limit.to_string(),
+                ],
+            ));
+            assert_eq!(ours, theirs, "skip {skip}, limit {limit}");
         }
     }
 

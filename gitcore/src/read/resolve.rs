@@ -409,19 +409,25 @@ mod tests {
 
         // Names come from the per-process ref snapshot: a symbolic ref under refs/ is still
         // followed, and refs changed by another writer since are seen at once.
-        git(dir, &["symbolic-ref", "refs/heads/alias", "refs/heads/main"]);
+        git(
+            dir,
+            &["symbolic-ref", "refs/heads/alias", "refs/heads/main"],
+        );
         assert_eq!(commit(&repo, "alias").expect("alias"), head_id);
         std::fs::write(dir.join("a"), "b\n").expect("write");
         git(dir, &["commit", "-qam", "two"]);
-        let second = ObjectId::from_hex(git(dir, &["rev-parse", "HEAD"]).trim().as_bytes())
-            .expect("hex");
+        let second =
+            ObjectId::from_hex(git(dir, &["rev-parse", "HEAD"]).trim().as_bytes()).expect("hex");
         git(dir, &["branch", "later"]);
         for name in ["main", "alias", "later", "refs/heads/later"] {
             assert_eq!(commit(&repo, name).expect(name), second, "{name}");
         }
         git(dir, &["pack-refs", "--all"]);
         git(dir, &["branch", "-D", "later"]);
-        assert!(matches!(commit(&repo, "later"), Err(Error::UnknownRef { .. })));
+        assert!(matches!(
+            commit(&repo, "later"),
+            Err(Error::UnknownRef { .. })
+        ));
         assert_eq!(commit(&repo, "feature/x").expect("packed"), head_id);
     }
 }

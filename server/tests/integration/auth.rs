@@ -217,7 +217,10 @@ async fn hs256_tokens_and_algorithm_confusion() {
         claims.clone(),
         SECRET.as_bytes(),
     );
-    assert_eq!(srv.get("/repos", &Auth::Bearer(good.clone())).await.status, 200);
+    assert_eq!(
+        srv.get("/repos", &Auth::Bearer(good.clone())).await.status,
+        200
+    );
 
     let public_pem = {
         let v = serde_json::to_value(&key.public).expect("jwk json");
