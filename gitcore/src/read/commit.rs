@@ -22,7 +22,58 @@ pub struct Commit {
 }
 
 /// Reads the commit `id`.
+///
+/// Commits are immutable, so what was parsed is kept per process ([`recent`]) and served again
+/// while the repository still has the object (a cheap index lookup: the cache is shared by all
+/// repositories, and a commit of one must never be served from another).
 pub fn read(repo: &gix::Repository, id: ObjectId) -> Result<Commit, Error> {
+    if let Some(c) = recent::get(&id) {
+        if repo.has_object(id) {
+            return Ok(c);
+        }
+    }
+    let c = read_object(repo, id)?;
+    recent::put(&c);
+    Ok(c)
+}
+
+/// Commits parsed lately, bounded: two generations of at most [`recent::GENERATION`] each;
+/// when the young one is full it becomes the old one and the old one is dropped.
+mod recent {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    use gix::ObjectId;
+
+    use super::Commit;
+
+    pub(super) const GENERATION: usize = 8192;
+
+    #[derive(Default)]
+    struct Generations {
+        young: HashMap<ObjectId, Commit>,
+        old: HashMap<ObjectId, Commit>,
+    }
+
+    static CACHE: OnceLock<Mutex<Generations>> = OnceLock::new();
+
+    pub(super) fn get(id: &ObjectId) -> Option<Commit> {
+        let g = CACHE.get_or_init(Default::default).lock().ok()?;
+        g.young.get(id).or_else(|| g.old.get(id)).cloned()
+    }
+
+    pub(super) fn put(c: &Commit) {
+        let Ok(mut g) = CACHE.get_or_init(Default::default).lock() else {
+            return;
+        };
+        if g.young.len() >= GENERATION {
+            g.old = std::mem::take(&mut g.young);
+        }
+        g.young.insert(c.id, c.clone());
+    }
+}
+
+fn read_object(repo: &gix::Repository, id: ObjectId) -> Result<Commit, Error> {
     let (kind, data) = load(repo, id)?;
     if kind != gix::object::Kind::Commit {
         return Err(Error::object(
@@ -54,6 +105,25 @@ pub fn find(repo: &gix::Repository, name: &str) -> Result<Commit, Error> {
 mod tests {
     use super::*;
     use crate::read::testutil::{git, git_at, init, open};
+
+    #[test]
+    fn a_commit_kept_from_one_repository_is_not_served_from_another() {
+        let (a, b) = (
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        );
+        init(a.path());
+        init(b.path());
+        git(
+            a.path(),
+            &["commit", "-q", "--allow-empty", "-m", "only in a"],
+        );
+        let id = ObjectId::from_hex(git(a.path(), &["rev-parse", "HEAD"]).trim().as_bytes())
+            .expect("hex");
+        let first = read(&open(a.path()), id).expect("in a");
+        assert_eq!(read(&open(a.path()), id).expect("again"), first);
+        assert!(read(&open(b.path()), id).is_err(), "b has no such commit");
+    }
 
     #[test]
     fn reads_what_git_wrote() {

@@ -67,8 +67,8 @@ pub fn log_ids(
     let mut seq = 0u64;
     // A commit-graph (a cache: commits after it are read from their objects) spares the walk
     // inflating every commit it passes.
-    let graph = repo.commit_graph_if_enabled().ok().flatten();
-    let graph = graph.as_ref();
+    let graph = super::graph::commit_graph(repo);
+    let graph = graph.as_deref();
     if let (None, Some(graph)) = (&components, graph) {
         return walk_by_position(repo, graph, start, opts);
     }

@@ -18,6 +18,7 @@ pub mod blob;
 pub mod branches;
 pub mod commit;
 pub mod diff;
+mod graph;
 pub mod log;
 pub mod resolve;
 pub mod tags;

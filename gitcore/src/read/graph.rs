@@ -1,0 +1,95 @@
+//! A repository's commit-graph, kept mapped per process: opening it per request costs the file
+//! opens, the mapping and, on a walk, a page fault per page touched (and unmapping it, a TLB
+//! shootdown on every core). Revalidated on each use by a stat of `objects/info/commit-graph`
+//! and of a split chain's `commit-graph-chain`: the graph is replaced by a rename (a new inode)
+//! in this process or any other, so a changed file is never served from the cache.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+type Graph = Arc<gix::commitgraph::Graph>;
+
+/// Repositories whose graph is kept, at most.
+const REPOS: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    ino: u64,
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+}
+
+fn stamp_of(path: &Path) -> Option<FileStamp> {
+    let m = std::fs::metadata(path).ok()?;
+    Some(FileStamp {
+        ino: m.ino(),
+        size: m.size(),
+        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+    })
+}
+
+type Stamp = (Option<FileStamp>, Option<FileStamp>);
+
+fn stamp(info: &Path) -> Stamp {
+    (
+        stamp_of(&info.join("commit-graph")),
+        stamp_of(&info.join("commit-graphs").join("commit-graph-chain")),
+    )
+}
+
+static CACHE: OnceLock<Mutex<HashMap<PathBuf, (Stamp, Graph)>>> = OnceLock::new();
+
+/// The commit-graph of `repo`, if it has one (and `core.commitGraph` allows it).
+pub(crate) fn commit_graph(repo: &gix::Repository) -> Option<Graph> {
+    let info = repo.objects.store_ref().path().join("info");
+    let now = stamp(&info);
+    if now == (None, None) {
+        return None;
+    }
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some((s, g)) = cache.lock().ok().and_then(|c| c.get(&info).cloned()) {
+        if s == now {
+            return Some(g);
+        }
+    }
+    let graph = Arc::new(repo.commit_graph_if_enabled().ok().flatten()?);
+    // Kept only if the files did not change while it was read.
+    if stamp(&info) == now {
+        if let Ok(mut c) = cache.lock() {
+            if c.len() >= REPOS && !c.contains_key(&info) {
+                c.clear();
+            }
+            c.insert(info, (now, Arc::clone(&graph)));
+        }
+    }
+    Some(graph)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read::testutil::{git, init, open};
+
+    #[test]
+    fn a_rewritten_graph_is_seen_and_an_unchanged_one_is_shared() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        init(dir);
+        git(dir, &["commit", "-q", "--allow-empty", "-m", "one"]);
+        assert!(commit_graph(&open(dir)).is_none(), "no graph yet");
+        crate::write::commit_graph::write(&open(dir)).expect("graph");
+        let first = commit_graph(&open(dir)).expect("graph");
+        assert_eq!(first.num_commits(), 1);
+        let again = commit_graph(&open(dir)).expect("graph");
+        assert!(Arc::ptr_eq(&first, &again), "kept and shared");
+        git(dir, &["commit", "-q", "--allow-empty", "-m", "two"]);
+        crate::write::commit_graph::write(&open(dir)).expect("graph");
+        assert_eq!(commit_graph(&open(dir)).expect("graph").num_commits(), 2);
+        std::fs::remove_file(dir.join(".git/objects/info/commit-graph")).expect("rm");
+        assert!(commit_graph(&open(dir)).is_none(), "removed");
+    }
+}
