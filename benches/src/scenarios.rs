@@ -817,7 +817,11 @@ pub fn rest_reads(ctx: &Ctx<'_>, calls: usize) -> anyhow::Result<Vec<ScenarioRes
             None,
         ),
     ];
-    let rt = rt()?;
+    // One call at a time, as a program's blocking client makes them: the client runs on this
+    // thread alone (a multi-thread runtime would add two thread hops of its own to every call).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let client = client()?;
     let auth = orbit.auth_header();
     let mut results = Vec::new();

@@ -314,7 +314,7 @@ pub(crate) fn find_ref(repo: &gix::Repository, full: &str) -> Result<Option<Obje
 /// longer while another object shares the prefix. Works for ids that do not exist (the null id).
 pub fn abbreviate(repo: &gix::Repository, id: &ObjectId) -> String {
     let hex = id.to_hex().to_string();
-    let count = repo.objects.packed_object_count().unwrap_or(0);
+    let count = packed_object_count(repo);
     let mut len = auto_abbrev_len(count);
     while len < hex.len() {
         let Ok(prefix) = gix::hash::Prefix::new(id, len) else {
@@ -331,6 +331,47 @@ pub fn abbreviate(repo: &gix::Repository, id: &ObjectId) -> String {
         len += 1;
     }
     hex[..len.min(hex.len())].to_owned()
+}
+
+/// The number of packed objects, kept per process while `objects/pack` is unchanged (a pack is
+/// added or removed by a rename or unlink there, which changes the directory's times): counting
+/// makes gix load every index of the repository.
+fn packed_object_count(repo: &gix::Repository) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    type Stamp = (u64, i64, i64, i64, i64);
+    static CACHE: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, (Stamp, u64)>>,
+    > = std::sync::OnceLock::new();
+    let dir = repo.objects.store_ref().path().join("pack");
+    let stamp = |dir: &std::path::Path| -> Option<Stamp> {
+        let m = std::fs::metadata(dir).ok()?;
+        Some((
+            m.ino(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+        ))
+    };
+    let Some(before) = stamp(&dir) else {
+        return repo.objects.packed_object_count().unwrap_or(0);
+    };
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some((s, count)) = cache.lock().ok().and_then(|c| c.get(&dir).copied()) {
+        if s == before {
+            return count;
+        }
+    }
+    let count = repo.objects.packed_object_count().unwrap_or(0);
+    if stamp(&dir) == Some(before) {
+        if let Ok(mut c) = cache.lock() {
+            if c.len() >= 1024 && !c.contains_key(&dir) {
+                c.clear();
+            }
+            c.insert(dir, (before, count));
+        }
+    }
+    count
 }
 
 /// git's `core.abbrev=auto` length for `count` packed objects.
