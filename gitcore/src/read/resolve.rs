@@ -316,6 +316,44 @@ pub fn abbreviate(repo: &gix::Repository, id: &ObjectId) -> String {
     let hex = id.to_hex().to_string();
     let count = packed_object_count(repo);
     let mut len = auto_abbrev_len(count);
+    let objects = repo.objects.store_ref().path().to_owned();
+    let Some(indices) = pack_indices(&objects.join("pack")) else {
+        return abbreviate_with_gix(repo, id, len, &hex);
+    };
+    // Loose objects sharing the first byte: one directory listing.
+    let loose: Vec<ObjectId> = std::fs::read_dir(objects.join(&hex[..2]))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let rest = name.to_str()?;
+            ObjectId::from_hex(format!("{}{rest}", &hex[..2]).as_bytes()).ok()
+        })
+        .collect();
+    while len < hex.len() {
+        let Ok(prefix) = gix::hash::Prefix::new(id, len) else {
+            break;
+        };
+        let shared_in_pack = indices.iter().any(|idx| {
+            let mut range = 0..0;
+            idx.lookup_prefix(prefix, Some(&mut range));
+            range.any(|i| idx.oid_at_index(i) != id.as_ref())
+        });
+        let shared_loose = loose
+            .iter()
+            .any(|other| other != id && prefix.cmp_oid(other).is_eq());
+        if !shared_in_pack && !shared_loose {
+            break;
+        }
+        len += 1;
+    }
+    hex[..len.min(hex.len())].to_owned()
+}
+
+/// [`abbreviate`] through gix's prefix lookup (which loads every index and resolves alternates
+/// on each call).
+fn abbreviate_with_gix(repo: &gix::Repository, id: &ObjectId, mut len: usize, hex: &str) -> String {
     while len < hex.len() {
         let Ok(prefix) = gix::hash::Prefix::new(id, len) else {
             break;
@@ -331,6 +369,49 @@ pub fn abbreviate(repo: &gix::Repository, id: &ObjectId) -> String {
         len += 1;
     }
     hex[..len.min(hex.len())].to_owned()
+}
+
+type PackIndex = std::sync::Arc<gix_pack::index::File>;
+
+/// The indices of the packs in `pack_dir`, opened once per process (a pack index never changes
+/// under its name); the directory is listed on each call and a changed listing reopens only
+/// what is new. `None` when the directory cannot be read or an index cannot be opened.
+fn pack_indices(pack_dir: &std::path::Path) -> Option<Vec<PackIndex>> {
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+    type Listing = Vec<(PathBuf, PackIndex)>;
+    static OPEN: std::sync::OnceLock<std::sync::Mutex<HashMap<PathBuf, Listing>>> =
+        std::sync::OnceLock::new();
+    let mut names: Vec<PathBuf> = std::fs::read_dir(pack_dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "idx"))
+        .collect();
+    names.sort();
+    let open = OPEN.get_or_init(Default::default);
+    let previous = open.lock().ok()?.get(pack_dir).cloned().unwrap_or_default();
+    if previous.len() == names.len() && previous.iter().zip(&names).all(|((p, _), n)| p == n) {
+        return Some(previous.into_iter().map(|(_, idx)| idx).collect());
+    }
+    let mut listing = Vec::with_capacity(names.len());
+    for name in names {
+        let idx = match previous.iter().find(|(p, _)| *p == name) {
+            Some((_, idx)) => idx.clone(),
+            None => {
+                std::sync::Arc::new(gix_pack::index::File::at(&name, gix::hash::Kind::Sha1).ok()?)
+            }
+        };
+        listing.push((name, idx));
+    }
+    let out = listing.iter().map(|(_, idx)| idx.clone()).collect();
+    if let Ok(mut cache) = open.lock() {
+        if cache.len() >= 1024 && !cache.contains_key(pack_dir) {
+            cache.clear();
+        }
+        cache.insert(pack_dir.to_owned(), listing);
+    }
+    Some(out)
 }
 
 /// The number of packed objects, kept per process while `objects/pack` is unchanged (a pack is
@@ -446,6 +527,26 @@ mod tests {
             treeish_and_path(&repo, "main", "../x"),
             Err(Error::InvalidPath { .. })
         ));
+        assert_eq!(abbreviate(&repo, &head_id), head[..7]);
+        // An id sharing all but its last digit with an object needs all 40 digits, whether the
+        // object is loose or packed.
+        let near = |hex: &str| {
+            let last = if hex.ends_with('0') { '1' } else { '0' };
+            ObjectId::from_hex(format!("{}{last}", &hex[..39]).as_bytes()).expect("hex")
+        };
+        let near_head = near(&head);
+        assert_eq!(
+            abbreviate(&repo, &near_head),
+            near_head.to_string(),
+            "loose"
+        );
+        git(dir, &["repack", "-adq"]);
+        let repo = open(dir);
+        assert_eq!(
+            abbreviate(&repo, &near_head),
+            near_head.to_string(),
+            "packed"
+        );
         assert_eq!(abbreviate(&repo, &head_id), head[..7]);
 
         // Names come from the per-process ref snapshot: a symbolic ref under refs/ is still
