@@ -318,24 +318,82 @@ fn entry_at(
         if !current.mode.is_tree() {
             return Ok(None);
         }
-        let (_, data) = load(repo, current.id)?;
-        let mut found = None;
-        for entry in gix::objs::TreeRefIter::from_bytes(&data, repo.object_hash()) {
-            let entry = entry.map_err(|e| Error::object(current.id, e))?;
-            if entry.filename.as_bytes() == *name {
-                found = Some(Entry {
-                    mode: entry.mode,
-                    id: entry.oid.to_owned(),
-                });
-                break;
+        let found = match tree_memo::get(&current.id, name) {
+            Some(found) => found,
+            None => {
+                let (_, data) = load(repo, current.id)?;
+                let mut found = None;
+                for entry in gix::objs::TreeRefIter::from_bytes(&data, repo.object_hash()) {
+                    let entry = entry.map_err(|e| Error::object(current.id, e))?;
+                    if entry.filename.as_bytes() == *name {
+                        found = Some(Entry {
+                            mode: entry.mode,
+                            id: entry.oid.to_owned(),
+                        });
+                        break;
+                    }
+                }
+                tree_memo::put(current.id, name, found);
+                found
             }
-        }
+        };
         match found {
             Some(e) => current = e,
             None => return Ok(None),
         }
     }
     Ok(Some(current))
+}
+
+/// What a tree holds under a name, kept per process (trees are immutable): a path-limited log
+/// looks the same path up in thousands of commits whose subtrees mostly did not change, and
+/// programs repeat the same queries. Only trees reached from a repository's own refs or checked
+/// ids are ever asked about, so sharing it between repositories serves nothing a repository
+/// does not hold. Two generations of at most [`tree_memo::GENERATION`] trees each.
+mod tree_memo {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    use gix::ObjectId;
+
+    use super::Entry;
+
+    pub(super) const GENERATION: usize = 16_384;
+
+    type Names = Vec<(Box<[u8]>, Option<Entry>)>;
+
+    #[derive(Default)]
+    struct Generations {
+        young: HashMap<ObjectId, Names>,
+        old: HashMap<ObjectId, Names>,
+    }
+
+    static MEMO: OnceLock<Mutex<Generations>> = OnceLock::new();
+
+    fn find(names: &Names, name: &[u8]) -> Option<Option<Entry>> {
+        names.iter().find(|(n, _)| &**n == name).map(|(_, e)| *e)
+    }
+
+    pub(super) fn get(tree: &ObjectId, name: &[u8]) -> Option<Option<Entry>> {
+        let g = MEMO.get_or_init(Default::default).lock().ok()?;
+        g.young
+            .get(tree)
+            .and_then(|n| find(n, name))
+            .or_else(|| g.old.get(tree).and_then(|n| find(n, name)))
+    }
+
+    pub(super) fn put(tree: ObjectId, name: &[u8], entry: Option<Entry>) {
+        let Ok(mut g) = MEMO.get_or_init(Default::default).lock() else {
+            return;
+        };
+        if g.young.len() >= GENERATION && !g.young.contains_key(&tree) {
+            g.old = std::mem::take(&mut g.young);
+        }
+        let names = g.young.entry(tree).or_default();
+        if names.len() < 64 && find(names, name).is_none() {
+            names.push((name.into(), entry));
+        }
+    }
 }
 
 /// The canonical mode of an entry, as git prints it (`100644`, `100755`, `120000`, `160000`,
