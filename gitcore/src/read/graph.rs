@@ -2,14 +2,51 @@
 //! opens, the mapping and, on a walk, a page fault per page touched (and unmapping it, a TLB
 //! shootdown on every core). Revalidated on each use by a stat of `objects/info/commit-graph`
 //! and of a split chain's `commit-graph-chain`: the graph is replaced by a rename (a new inode)
-//! in this process or any other, so a changed file is never served from the cache.
+//! in this process or any other, so a changed file is never served from the cache. Beside the
+//! graph, the order of `git log` walks from a few tips (see [`Walk`]): paging through history
+//! then costs one walk, not one per page.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-type Graph = Arc<gix::commitgraph::Graph>;
+type Graph = Arc<CachedGraph>;
+
+/// A commit-graph and what was learned from it while it stays the repository's graph.
+pub(crate) struct CachedGraph {
+    pub(crate) graph: gix::commitgraph::Graph,
+    walks: Mutex<HashMap<u32, Arc<Walk>>>,
+}
+
+/// The first commits of `git log <start>` in order, as graph positions.
+pub(crate) struct Walk {
+    pub(crate) order: Vec<u32>,
+    /// The walk ran out of commits: `order` is all of it.
+    pub(crate) complete: bool,
+}
+
+/// Walks kept per graph, at most (a new one past this starts the set over).
+const WALKS: usize = 64;
+
+impl CachedGraph {
+    /// The walk kept for `start`, if any.
+    pub(crate) fn walk(&self, start: u32) -> Option<Arc<Walk>> {
+        self.walks.lock().ok()?.get(&start).cloned()
+    }
+
+    /// Keeps `walk` for `start`, replacing a shorter one.
+    pub(crate) fn keep_walk(&self, start: u32, walk: Walk) -> Arc<Walk> {
+        let walk = Arc::new(walk);
+        if let Ok(mut w) = self.walks.lock() {
+            if w.len() >= WALKS && !w.contains_key(&start) {
+                w.clear();
+            }
+            w.insert(start, Arc::clone(&walk));
+        }
+        walk
+    }
+}
 
 /// Repositories whose graph is kept, at most.
 const REPOS: usize = 256;
@@ -56,7 +93,10 @@ pub(crate) fn commit_graph(repo: &gix::Repository) -> Option<Graph> {
             return Some(g);
         }
     }
-    let graph = Arc::new(repo.commit_graph_if_enabled().ok().flatten()?);
+    let graph = Arc::new(CachedGraph {
+        graph: repo.commit_graph_if_enabled().ok().flatten()?,
+        walks: Mutex::default(),
+    });
     // Kept only if the files did not change while it was read.
     if stamp(&info) == now {
         if let Ok(mut c) = cache.lock() {
@@ -83,12 +123,15 @@ mod tests {
         assert!(commit_graph(&open(dir)).is_none(), "no graph yet");
         crate::write::commit_graph::write(&open(dir)).expect("graph");
         let first = commit_graph(&open(dir)).expect("graph");
-        assert_eq!(first.num_commits(), 1);
+        assert_eq!(first.graph.num_commits(), 1);
         let again = commit_graph(&open(dir)).expect("graph");
         assert!(Arc::ptr_eq(&first, &again), "kept and shared");
         git(dir, &["commit", "-q", "--allow-empty", "-m", "two"]);
         crate::write::commit_graph::write(&open(dir)).expect("graph");
-        assert_eq!(commit_graph(&open(dir)).expect("graph").num_commits(), 2);
+        assert_eq!(
+            commit_graph(&open(dir)).expect("graph").graph.num_commits(),
+            2
+        );
         std::fs::remove_file(dir.join(".git/objects/info/commit-graph")).expect("rm");
         assert!(commit_graph(&open(dir)).is_none(), "removed");
     }

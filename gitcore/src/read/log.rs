@@ -67,10 +67,10 @@ pub fn log_ids(
     let mut seq = 0u64;
     // A commit-graph (a cache: commits after it are read from their objects) spares the walk
     // inflating every commit it passes.
-    let graph = super::graph::commit_graph(repo);
-    let graph = graph.as_deref();
-    if let (None, Some(graph)) = (&components, graph) {
-        return walk_by_position(repo, graph, start, opts);
+    let cached = super::graph::commit_graph(repo);
+    let graph = cached.as_deref().map(|c| &c.graph);
+    if let (None, Some(cached)) = (&components, cached.as_deref()) {
+        return walk_by_position(repo, cached, start, opts);
     }
 
     let node = commit_node_in(repo, graph, start)?;
@@ -138,13 +138,69 @@ enum At {
 /// [`log_ids`] without a path, over the commit-graph: commits are visited by position, their
 /// times and parents read from the graph, `seen` is a bit per position; ids are looked up only
 /// for commits newer than the graph and for the commits answered. Same order as the walk by id.
+///
+/// From a tip inside the graph (all its history is then in it) the order is kept with the graph
+/// ([`super::graph::Walk`]), at least twice as long as asked: the next pages are slices of it.
 fn walk_by_position(
     repo: &gix::Repository,
-    graph: &gix::commitgraph::Graph,
+    cached: &super::graph::CachedGraph,
     start: ObjectId,
     opts: Options<'_>,
 ) -> Result<Vec<ObjectId>, Error> {
+    let graph = &cached.graph;
+    let need = opts.skip.saturating_add(opts.limit);
+    let answer = |order: &[u32]| -> Vec<ObjectId> {
+        order
+            .iter()
+            .skip(opts.skip)
+            .take(opts.limit)
+            .map(|p| graph.id_at(gix::commitgraph::Position(*p)).to_owned())
+            .collect()
+    };
+    if let Some(p) = graph.lookup(start).filter(|_| need <= MAX_KEPT_WALK) {
+        if let Some(walk) = cached.walk(p.0) {
+            if walk.complete || walk.order.len() >= need {
+                return Ok(answer(&walk.order));
+            }
+        }
+        let target = need.saturating_mul(2).clamp(1024, MAX_KEPT_WALK);
+        let mut order = Vec::new();
+        walk_order(repo, graph, start, |at| {
+            if let At::Pos(p) = at {
+                order.push(p);
+            }
+            order.len() < target
+        })?;
+        let complete = order.len() < target;
+        let walk = cached.keep_walk(p.0, super::graph::Walk { order, complete });
+        return Ok(answer(&walk.order));
+    }
     let mut out = Vec::new();
+    let mut skipped = 0usize;
+    walk_order(repo, graph, start, |at| {
+        if skipped < opts.skip {
+            skipped += 1;
+            return true;
+        }
+        out.push(match at {
+            At::Pos(p) => graph.id_at(gix::commitgraph::Position(p)).to_owned(),
+            At::Id(id) => id,
+        });
+        out.len() < opts.limit
+    })?;
+    Ok(out)
+}
+
+/// Longest walk kept with a graph, in commits.
+const MAX_KEPT_WALK: usize = 1 << 20;
+
+/// Calls `each` with the commits of `git log <start>` in order until it answers `false`.
+fn walk_order(
+    repo: &gix::Repository,
+    graph: &gix::commitgraph::Graph,
+    start: ObjectId,
+    mut each: impl FnMut(At) -> bool,
+) -> Result<(), Error> {
     let mut seen_pos = vec![false; graph.num_commits() as usize];
     let mut seen_id: gix::hashtable::HashSet<ObjectId> = Default::default();
     // Commits not in the graph, read once: their parents.
@@ -180,7 +236,6 @@ fn walk_by_position(
         Ok(true)
     };
     visit(start, seq, &mut queue, &mut seen_pos, &mut loose)?;
-    let mut skipped = 0usize;
     while let Some((_, _, at)) = queue.pop() {
         match at {
             At::Pos(p) => {
@@ -207,19 +262,11 @@ fn walk_by_position(
                 }
             }
         }
-        if skipped < opts.skip {
-            skipped += 1;
-            continue;
-        }
-        out.push(match at {
-            At::Pos(p) => graph.id_at(gix::commitgraph::Position(p)).to_owned(),
-            At::Id(id) => id,
-        });
-        if out.len() >= opts.limit {
+        if !each(at) {
             break;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn path_entry(
@@ -433,6 +480,77 @@ mod tests {
                     &format!("--skip={skip}"),
                     "-n",
                     &limit.to_string(),
+                ],
+            ));
+            assert_eq!(ours, theirs, "skip {skip}, limit {limit}");
+        }
+    }
+
+    /// Pages deep into a long history come from the walk kept with the graph, extended when a
+    /// page lies past it, and equal git's.
+    #[test]
+    fn pages_past_the_kept_walk_extend_it_and_match_git() {
+        use std::io::Write as _;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        init(dir);
+        let mut stream = String::new();
+        for i in 0..3000u64 {
+            // Branches merged back every 50 commits, dates with ties.
+            stream.push_str(&format!(
+                "commit refs/heads/main\nmark :{m}\ncommitter C <c@example.com> {t} +0000\ndata 3\nc{r}\n",
+                m = i + 1,
+                t = 1_700_000_000 + i / 3,
+                r = i % 10
+            ));
+            if i > 0 {
+                stream.push_str(&format!("from :{}\n", i));
+            }
+            if i % 50 == 49 && i > 100 {
+                stream.push_str(&format!("merge :{}\n", i - 60));
+            }
+            stream.push_str(&format!("M 644 inline f{}\ndata 2\n{}\n\n", i % 7, i % 10));
+        }
+        let mut child = std::process::Command::new("git")
+            .args(["fast-import", "--quiet"])
+            .current_dir(dir)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("fast-import");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stream.as_bytes())
+            .expect("write");
+        assert!(child.wait().expect("wait").success());
+        crate::write::commit_graph::write(&open(dir)).expect("graph");
+        let repo = open(dir);
+        let head =
+            ObjectId::from_hex(git(dir, &["rev-parse", "main"]).trim().as_bytes()).expect("hex");
+        for (skip, limit) in [(0, 10), (2000, 50), (100, 5), (2990, 50), (5000, 5)] {
+            let ours: Vec<String> = log_ids(
+                &repo,
+                head,
+                Options {
+                    path: None,
+                    skip,
+                    limit,
+                },
+            )
+            .expect("log")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+            let theirs = ids(&git(
+                dir,
+                &[
+                    "log",
+                    "--format=%H",
+                    &format!("--skip={skip}"),
+                    "-n",
+                    &limit.to_string(),
+                    "main",
                 ],
             ));
             assert_eq!(ours, theirs, "skip {skip}, limit {limit}");
