@@ -29,7 +29,7 @@ use std::rc::Rc;
 use gix::diff::blob::{Algorithm, Diff, InternedInput};
 use gix::ObjectId;
 
-use super::resolve::abbreviate;
+use super::resolve::Abbreviator;
 use super::{canonical_mode, commit_node, load, tree_entries, Error};
 
 /// Lines of context around changes.
@@ -328,6 +328,7 @@ struct Blobs<'r> {
     data: HashMap<ObjectId, Rc<Vec<u8>>>,
     sizes: HashMap<ObjectId, u64>,
     spans: HashMap<ObjectId, Spans>,
+    abbrev: Option<Abbreviator>,
 }
 
 impl<'r> Blobs<'r> {
@@ -337,6 +338,7 @@ impl<'r> Blobs<'r> {
             data: HashMap::new(),
             sizes: HashMap::new(),
             spans: HashMap::new(),
+            abbrev: None,
         }
     }
 
@@ -786,9 +788,15 @@ fn render_one(
     let (two_id, two_mode) = two.map_or((null, 0), |s| (s.id, s.mode));
     if one_id != two_id {
         meta.extend_from_slice(b"index ");
-        meta.extend_from_slice(abbreviate(blobs.repo, &one_id).as_bytes());
+        let repo = blobs.repo;
+        let abbrev = blobs.abbrev.get_or_insert_with(|| Abbreviator::new(repo));
+        let (one, two) = (
+            abbrev.abbreviate(repo, &one_id),
+            abbrev.abbreviate(repo, &two_id),
+        );
+        meta.extend_from_slice(one.as_bytes());
         meta.extend_from_slice(b"..");
-        meta.extend_from_slice(abbreviate(blobs.repo, &two_id).as_bytes());
+        meta.extend_from_slice(two.as_bytes());
         if one_mode == two_mode {
             meta.extend_from_slice(format!(" {one_mode:06o}").as_bytes());
         }

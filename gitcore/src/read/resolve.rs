@@ -313,42 +313,70 @@ pub(crate) fn find_ref(repo: &gix::Repository, full: &str) -> Result<Option<Obje
 /// (more in large repositories, from the packed object count like git's `core.abbrev=auto`), and
 /// longer while another object shares the prefix. Works for ids that do not exist (the null id).
 pub fn abbreviate(repo: &gix::Repository, id: &ObjectId) -> String {
-    let hex = id.to_hex().to_string();
-    let count = packed_object_count(repo);
-    let mut len = auto_abbrev_len(count);
-    let objects = repo.objects.store_ref().path().to_owned();
-    let Some(indices) = pack_indices(&objects.join("pack")) else {
-        return abbreviate_with_gix(repo, id, len, &hex);
-    };
-    // Loose objects sharing the first byte: one directory listing.
-    let loose: Vec<ObjectId> = std::fs::read_dir(objects.join(&hex[..2]))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name();
-            let rest = name.to_str()?;
-            ObjectId::from_hex(format!("{}{rest}", &hex[..2]).as_bytes()).ok()
-        })
-        .collect();
-    while len < hex.len() {
-        let Ok(prefix) = gix::hash::Prefix::new(id, len) else {
-            break;
-        };
-        let shared_in_pack = indices.iter().any(|idx| {
-            let mut range = 0..0;
-            idx.lookup_prefix(prefix, Some(&mut range));
-            range.any(|i| idx.oid_at_index(i) != id.as_ref())
-        });
-        let shared_loose = loose
-            .iter()
-            .any(|other| other != id && prefix.cmp_oid(other).is_eq());
-        if !shared_in_pack && !shared_loose {
-            break;
+    Abbreviator::new(repo).abbreviate(repo, id)
+}
+
+/// [`abbreviate`] for many ids of one repository (a diff's `index` lines): the object count, the
+/// pack indices and each loose directory are read once.
+pub struct Abbreviator {
+    min_len: usize,
+    objects: std::path::PathBuf,
+    indices: Option<Vec<PackIndex>>,
+    loose: std::collections::HashMap<u8, Vec<ObjectId>>,
+}
+
+impl Abbreviator {
+    /// Reads the repository's object count and pack indices.
+    pub fn new(repo: &gix::Repository) -> Self {
+        let objects = repo.objects.store_ref().path().to_owned();
+        Abbreviator {
+            min_len: auto_abbrev_len(packed_object_count(repo)),
+            indices: pack_indices(&objects.join("pack")),
+            objects,
+            loose: Default::default(),
         }
-        len += 1;
     }
-    hex[..len.min(hex.len())].to_owned()
+
+    /// The shortest unique abbreviation of `id`, as [`abbreviate`].
+    pub fn abbreviate(&mut self, repo: &gix::Repository, id: &ObjectId) -> String {
+        let hex = id.to_hex().to_string();
+        let mut len = self.min_len;
+        let Some(indices) = &self.indices else {
+            return abbreviate_with_gix(repo, id, len, &hex);
+        };
+        // Loose objects sharing the first byte: one directory listing.
+        let objects = &self.objects;
+        let loose = self.loose.entry(id.first_byte()).or_insert_with(|| {
+            std::fs::read_dir(objects.join(&hex[..2]))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name();
+                    let rest = name.to_str()?;
+                    ObjectId::from_hex(format!("{}{rest}", &hex[..2]).as_bytes()).ok()
+                })
+                .collect()
+        });
+        while len < hex.len() {
+            let Ok(prefix) = gix::hash::Prefix::new(id, len) else {
+                break;
+            };
+            let shared_in_pack = indices.iter().any(|idx| {
+                let mut range = 0..0;
+                idx.lookup_prefix(prefix, Some(&mut range));
+                range.any(|i| idx.oid_at_index(i) != id.as_ref())
+            });
+            let shared_loose = loose
+                .iter()
+                .any(|other| other != id && prefix.cmp_oid(other).is_eq());
+            if !shared_in_pack && !shared_loose {
+                break;
+            }
+            len += 1;
+        }
+        hex[..len.min(hex.len())].to_owned()
+    }
 }
 
 /// [`abbreviate`] through gix's prefix lookup (which loads every index and resolves alternates
