@@ -632,7 +632,7 @@ fn pushed_commits(
             .collect();
         hidden.extend(outcome.updated().map(|c| c.old));
         let tips: Vec<gitcore::ObjectId> = outcome.updated().map(|c| c.new).collect();
-        gitcore::read::log::new_commits(&repo, &tips, &hidden, 100)
+        gitcore::read::new_commits::new_commits(&repo, &tips, &hidden, 100)
             .map_err(|e| gitcore::error_chain(&e))
     };
     run().unwrap_or_else(|e| {

@@ -293,54 +293,6 @@ fn same_entry(a: Option<Entry>, b: Option<Entry>) -> bool {
     }
 }
 
-/// The commits a push brought: reachable from `tips` and from none of `hidden` (the refs as they
-/// were before the push), newest first by committer date. Answers at most `limit` ids and the
-/// count of all of them, like a `post-receive` hook's `git rev-list <new> --not <old refs>`.
-/// Tips and hidden ids that are not commits (tags are peeled; trees and blobs) are skipped.
-pub fn new_commits(
-    repo: &gix::Repository,
-    tips: &[ObjectId],
-    hidden: &[ObjectId],
-    limit: usize,
-) -> Result<(Vec<ObjectId>, usize), Error> {
-    let peel = |ids: &[ObjectId]| -> Vec<ObjectId> {
-        let mut out: Vec<ObjectId> = ids
-            .iter()
-            .filter(|id| !id.is_null())
-            .filter_map(|id| {
-                let object = repo.find_object(*id).ok()?;
-                object.peel_to_commit().ok().map(|c| c.id)
-            })
-            .collect();
-        out.sort_unstable();
-        out.dedup();
-        out
-    };
-    let tips = peel(tips);
-    if tips.is_empty() {
-        return Ok((Vec::new(), 0));
-    }
-    let hidden = peel(hidden);
-    let walk = repo
-        .rev_walk(tips.iter().copied())
-        .sorting(gix::revision::walk::Sorting::ByCommitTime(
-            gix::traverse::commit::simple::CommitTimeOrder::NewestFirst,
-        ))
-        .with_hidden(hidden)
-        .all()
-        .map_err(|e| Error::References(e.into()))?;
-    let mut ids = Vec::new();
-    let mut count = 0usize;
-    for info in walk {
-        let info = info.map_err(|e| Error::References(e.into()))?;
-        if ids.len() < limit {
-            ids.push(info.id);
-        }
-        count += 1;
-    }
-    Ok((ids, count))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,7 @@ pub mod commit;
 pub mod diff;
 mod graph;
 pub mod log;
+pub mod new_commits;
 pub mod resolve;
 pub mod tags;
 pub mod tree;
