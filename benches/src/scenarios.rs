@@ -843,11 +843,17 @@ pub fn rest_reads(ctx: &Ctx<'_>, calls: usize) -> anyhow::Result<Vec<ScenarioRes
                 if let Some(a) = accept {
                     req = req.header("accept", a);
                 }
-                let resp = req.send().await?;
+                let mut resp = req.send().await?;
                 if !resp.status().is_success() {
                     anyhow::bail!("{url}: HTTP {}", resp.status());
                 }
-                Ok::<_, anyhow::Error>(resp.bytes().await?.len() as u64)
+                // Counted as it arrives, as git's output is counted below (not gathered into
+                // one buffer first).
+                let mut n = 0u64;
+                while let Some(chunk) = resp.chunk().await? {
+                    n += chunk.len() as u64;
+                }
+                Ok::<_, anyhow::Error>(n)
             })?;
             let wall = start.elapsed().as_secs_f64();
             let after = orbit.usage(false)?;
