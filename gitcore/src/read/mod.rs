@@ -12,6 +12,7 @@
 //! All functions are synchronous, take a `&gix::Repository`, and answer plain structs. Names and
 //! messages that are not UTF-8 are converted lossily; patch text stays bytes.
 
+mod abbrev;
 pub mod archive;
 pub mod blame;
 pub mod blob;

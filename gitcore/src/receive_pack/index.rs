@@ -97,17 +97,11 @@ pub(super) fn index_and_check(
     let pack_hash = if ref_bases.is_empty() {
         read_trailer(&tmp, pack_end)?
     } else {
-        let mut bases = Vec::with_capacity(ref_bases.len());
-        let mut buf = Vec::new();
-        for id in ref_bases {
-            match repo.objects.try_find(&id, &mut buf) {
-                Ok(Some(obj)) => bases.push((id, obj.kind, obj.data.to_vec())),
-                // Its base is in the pack itself: known only once the pack is hashed.
-                Ok(None) => return Ok(Indexed::Fallback(tmp)),
-                Err(e) => return Err(format!("could not read the delta base {id}: {e}")),
-            }
+        // A base the repository lacks is in the pack itself: known only once it is hashed.
+        if !ref_bases.iter().all(|id| repo.objects.exists(id)) {
+            return Ok(Indexed::Fallback(tmp));
         }
-        fix_thin(&tmp, pack_end, &bases, &mut nodes, &mut appended)?
+        fix_thin(repo, &tmp, pack_end, &ref_bases, &mut nodes, &mut appended)?
     };
     let index = pack_dir.join(format!("tmp_idx_{}", unique_suffix()));
     let closure = traverse_and_write(
@@ -207,15 +201,16 @@ fn read_trailer(path: &Path, pack_end: u64) -> Result<ObjectId, String> {
     f.seek(SeekFrom::Start(pack_end))
         .and_then(|_| f.read_exact(&mut trailer))
         .map_err(|e| format!("could not read the pack file: {e}"))?;
-    Ok(ObjectId::from_bytes_or_panic(&trailer))
+    Ok(ObjectId::from(trailer))
 }
 
 /// Completes a thin pack: appends each base (whole, from the repository), fixes the object
 /// count and writes the new trailer. Answers the new trailer.
 fn fix_thin(
+    repo: &gix::Repository,
     path: &Path,
     pack_end: u64,
-    bases: &[(ObjectId, gix::objs::Kind, Vec<u8>)],
+    bases: &[ObjectId],
     nodes: &mut Vec<Node>,
     appended: &mut HashMap<ObjectId, u64>,
 ) -> Result<ObjectId, String> {
@@ -229,8 +224,14 @@ fn fix_thin(
     f.seek(SeekFrom::Start(pack_end)).map_err(io_err)?;
     let mut out = BufWriter::new(&mut f);
     let mut offset = pack_end;
-    for (id, kind, data) in bases {
-        let obj = gix::objs::Data::new(data, *kind, gix::hash::Kind::Sha1);
+    let mut buf = Vec::new();
+    for id in bases {
+        // One base in memory at a time.
+        let obj = match repo.objects.try_find(id, &mut buf) {
+            Ok(Some(obj)) => obj,
+            Ok(None) => return Err(format!("the delta base {id} vanished")),
+            Err(e) => return Err(format!("could not read the delta base {id}: {e}")),
+        };
         let entry = gix_pack::data::input::Entry::from_data_obj(&obj, offset, Default::default())
             .map_err(|e| format!("could not complete the thin pack: {e}"))?;
         let compressed = entry.compressed.as_deref().unwrap_or_default();
