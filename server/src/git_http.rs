@@ -632,8 +632,14 @@ fn pushed_commits(
             .collect();
         hidden.extend(outcome.updated().map(|c| c.old));
         let tips: Vec<gitcore::ObjectId> = outcome.updated().map(|c| c.new).collect();
-        gitcore::read::new_commits::new_commits(&repo, &tips, &hidden, 100)
-            .map_err(|e| gitcore::error_chain(&e))
+        gitcore::read::new_commits::new_commits_with(
+            &repo,
+            &tips,
+            &hidden,
+            100,
+            outcome.pack_commits.as_ref().map(|c| &*c.0),
+        )
+        .map_err(|e| gitcore::error_chain(&e))
     };
     run().unwrap_or_else(|e| {
         tracing::warn!(error = %e, "could not list the commits of a push");

@@ -28,6 +28,21 @@ pub fn new_commits(
     hidden: &[ObjectId],
     limit: usize,
 ) -> Result<(Vec<ObjectId>, usize), Error> {
+    new_commits_with(repo, tips, hidden, limit, None)
+}
+
+/// Commits already parsed (a push's, by its check pass): id → (committer time, parents).
+pub type Known = gix::hashtable::HashMap<ObjectId, (i64, Vec<ObjectId>)>;
+
+/// [`new_commits`], reading no commit `known` has. Without a commit-graph, when everything
+/// reached is known (a first push), the commits are painted from `known` alone.
+pub fn new_commits_with(
+    repo: &gix::Repository,
+    tips: &[ObjectId],
+    hidden: &[ObjectId],
+    limit: usize,
+    known: Option<&Known>,
+) -> Result<(Vec<ObjectId>, usize), Error> {
     let cached = super::graph::commit_graph(repo);
     let graph = cached.as_deref().map(|c| &c.graph);
     let peel = |ids: &[ObjectId]| -> Vec<ObjectId> {
@@ -35,7 +50,9 @@ pub fn new_commits(
             .iter()
             .filter(|id| !id.is_null())
             .filter_map(|id| {
-                if graph.is_some_and(|g| g.lookup(id).is_some()) {
+                if graph.is_some_and(|g| g.lookup(id).is_some())
+                    || known.is_some_and(|k| k.contains_key(id))
+                {
                     return Some(*id);
                 }
                 let object = repo.find_object(*id).ok()?;
@@ -51,26 +68,31 @@ pub fn new_commits(
         return Ok((Vec::new(), 0));
     }
     let hidden = peel(hidden);
-    match graph {
-        Some(graph) => paint(repo, graph, &tips, &hidden, limit),
-        None => new_commits_by_walk(repo, &tips, &hidden, limit),
+    if graph.is_some() || known.is_some() {
+        if let Some(found) = paint(repo, graph, known, &tips, &hidden, limit)? {
+            return Ok(found);
+        }
     }
+    new_commits_by_walk(repo, &tips, &hidden, limit)
 }
 
+/// `None` when there is no graph and a commit reached is not `known` (then walk instead).
 fn paint(
     repo: &gix::Repository,
-    graph: &gix::commitgraph::Graph,
+    graph: Option<&gix::commitgraph::Graph>,
+    known: Option<&Known>,
     tips: &[ObjectId],
     hidden: &[ObjectId],
     limit: usize,
-) -> Result<(Vec<ObjectId>, usize), Error> {
+) -> Result<Option<(Vec<ObjectId>, usize)>, Error> {
     use gix::commitgraph::Position;
     // Marks of graph commits reached so far; those not yet taken are in the heap.
     let mut marks: std::collections::HashMap<u32, u8> = std::collections::HashMap::new();
     let mut heap: BinaryHeap<(u32, u32)> = BinaryHeap::new();
     // Heap entries reached from the tips only: while there are none, nothing new is left.
     let mut open = 0usize;
-    let reach = |pos: Position,
+    let reach = |graph: &gix::commitgraph::Graph,
+                 pos: Position,
                  mark: u8,
                  marks: &mut std::collections::HashMap<u32, u8>,
                  heap: &mut BinaryHeap<(u32, u32)>,
@@ -103,8 +125,9 @@ fn paint(
         .chain(hidden.iter().map(|h| (*h, HIDDEN)))
         .collect();
     let mut starts: Vec<(ObjectId, u8)> = Vec::new();
+    let in_graph = |id: &ObjectId| graph.and_then(|g| g.lookup(id).map(|p| (g, p)));
     while let Some((id, mark)) = stack.pop() {
-        if graph.lookup(id).is_some() {
+        if in_graph(&id).is_some() {
             // A graph commit reached as a parent gets its marks when its child is taken.
             if mark != 0 {
                 starts.push((id, mark));
@@ -115,11 +138,19 @@ fn paint(
             entry.2 |= mark;
             continue;
         }
-        let node = super::commit_node(repo, id)?;
-        for p in &node.parents {
+        let (parents, time) = match known.and_then(|k| k.get(&id)) {
+            Some((time, parents)) => (parents.clone(), *time),
+            // Without a graph, only what is known is painted; anything else is walked.
+            None if graph.is_none() => return Ok(None),
+            None => {
+                let node = super::commit_node(repo, id)?;
+                (node.parents, node.time)
+            }
+        };
+        for p in &parents {
             stack.push((*p, 0));
         }
-        region.insert(id, (node.parents, node.time, mark));
+        region.insert(id, (parents, time, mark));
     }
     let mut children: HashMap<ObjectId, usize> = HashMap::default();
     for (parents, _, _) in region.values() {
@@ -151,16 +182,19 @@ fn paint(
                         ready.push(p);
                     }
                 }
-            } else if let Some(pos) = graph.lookup(p) {
-                reach(pos, mark, &mut marks, &mut heap, &mut open);
+            } else if let Some((g, pos)) = in_graph(&p) {
+                reach(g, pos, mark, &mut marks, &mut heap, &mut open);
             }
         }
     }
     for (id, mark) in starts {
-        if let Some(pos) = graph.lookup(id) {
-            reach(pos, mark, &mut marks, &mut heap, &mut open);
+        if let Some((g, pos)) = in_graph(&id) {
+            reach(g, pos, mark, &mut marks, &mut heap, &mut open);
         }
     }
+    let Some(graph) = graph else {
+        return Ok(Some(newest_first(found, limit)));
+    };
 
     // Graph commits by descending generation: everything that reaches one was taken before it.
     while open > 0 {
@@ -177,10 +211,10 @@ fn paint(
         }
         for parent in commit.iter_parents() {
             let parent = parent.map_err(|e| Error::object(graph.id_at(pos).to_owned(), e))?;
-            reach(parent, mark, &mut marks, &mut heap, &mut open);
+            reach(graph, parent, mark, &mut marks, &mut heap, &mut open);
         }
     }
-    Ok(newest_first(found, limit))
+    Ok(Some(newest_first(found, limit)))
 }
 
 /// [`new_commits`] through gix's walk with hidden tips (no commit-graph).
@@ -306,8 +340,27 @@ mod tests {
                 _ => {}
             }
             let repo = open(dir);
-            for (tips, hidden) in &cases {
-                let (listed, count) = new_commits(&repo, tips, hidden, 1000).expect("list");
+            // What a push's check pass would hand over: every commit, or only the newest few
+            // (then, without a graph, the walk takes over where they end).
+            let all: Vec<ObjectId> = git(dir, &["rev-list", "--all"])
+                .lines()
+                .map(|l| ObjectId::from_hex(l.as_bytes()).expect("hex"))
+                .collect();
+            let known_of = |ids: &[ObjectId]| -> Known {
+                ids.iter()
+                    .map(|c| {
+                        let c = crate::read::commit::read(&repo, *c).expect("commit");
+                        (c.id, (c.committer.seconds, c.parents))
+                    })
+                    .collect()
+            };
+            let (every, newest) = (known_of(&all), known_of(&all[..4]));
+            for ((tips, hidden), known) in cases
+                .iter()
+                .flat_map(|c| [(c, None), (c, Some(&every)), (c, Some(&newest))])
+            {
+                let (listed, count) =
+                    new_commits_with(&repo, tips, hidden, 1000, known).expect("list");
                 let mut args = vec!["rev-list".to_owned()];
                 args.extend(tips.iter().map(ToString::to_string));
                 args.push("--not".into());
@@ -336,8 +389,8 @@ mod tests {
                 ours.sort();
                 theirs.sort();
                 assert_eq!(ours, theirs, "{graph_state}: {tips:?} --not {hidden:?}");
-                let (first, all) = new_commits(&repo, tips, hidden, 2).expect("limit");
-                assert_eq!((first.len(), all), (count.min(2), count));
+                let (first, n) = new_commits_with(&repo, tips, hidden, 2, known).expect("limit");
+                assert_eq!((first.len(), n), (count.min(2), count));
             }
         }
     }

@@ -30,6 +30,7 @@ use gix_pack::data::entry::Header;
 
 use super::quarantine::{links_of, pack_error_message, unique_suffix};
 use super::Options;
+use crate::read::new_commits::Known;
 use crate::write::pack_index::{self, IndexEntry};
 
 /// What indexing made of the pushed pack.
@@ -39,6 +40,8 @@ pub(super) enum Indexed {
         data: PathBuf,
         index: PathBuf,
         closure: Option<Closure>,
+        /// The pack's commits (time, parents), unless there are very many.
+        commits: Option<Known>,
     },
     /// The pack had no objects.
     Empty,
@@ -104,7 +107,7 @@ pub(super) fn index_and_check(
         fix_thin(repo, &tmp, pack_end, &ref_bases, &mut nodes, &mut appended)?
     };
     let index = pack_dir.join(format!("tmp_idx_{}", unique_suffix()));
-    let closure = traverse_and_write(
+    let (closure, commits) = traverse_and_write(
         repo, &tmp, &index, nodes, &appended, &pack_hash, interrupt, options,
     )
     .inspect_err(|_| {
@@ -119,6 +122,7 @@ pub(super) fn index_and_check(
         data,
         index: final_index,
         closure,
+        commits,
     })
 }
 
@@ -278,14 +282,29 @@ fn fix_thin(
 /// the thread is done with it.
 struct Links {
     seen: HashMap<ObjectId, ObjectId>,
-    sink: Arc<Mutex<Vec<HashMap<ObjectId, ObjectId>>>>,
+    /// The commits seen: id, committer time, parents.
+    commits: Vec<PackCommit>,
+    sink: Arc<Mutex<Sink>>,
     first_problem: Arc<Mutex<Option<String>>>,
 }
+
+type PackCommit = (ObjectId, i64, Vec<ObjectId>);
+
+/// What the traversal threads hand over.
+#[derive(Default)]
+struct Sink {
+    links: Vec<HashMap<ObjectId, ObjectId>>,
+    commits: Vec<Vec<PackCommit>>,
+}
+
+/// Above this many commits a pack's commits are not handed to the caller.
+const MAX_KNOWN_COMMITS: usize = 1 << 20;
 
 impl Clone for Links {
     fn clone(&self) -> Self {
         Links {
             seen: HashMap::default(),
+            commits: Vec::new(),
             sink: self.sink.clone(),
             first_problem: self.first_problem.clone(),
         }
@@ -294,10 +313,9 @@ impl Clone for Links {
 
 impl Drop for Links {
     fn drop(&mut self) {
-        if !self.seen.is_empty() {
-            if let Ok(mut sink) = self.sink.lock() {
-                sink.push(std::mem::take(&mut self.seen));
-            }
+        if let Ok(mut sink) = self.sink.lock() {
+            sink.links.push(std::mem::take(&mut self.seen));
+            sink.commits.push(std::mem::take(&mut self.commits));
         }
     }
 }
@@ -312,7 +330,7 @@ fn traverse_and_write(
     pack_hash: &ObjectId,
     interrupt: &AtomicBool,
     options: &Options,
-) -> Result<Option<Closure>, String> {
+) -> Result<(Option<Closure>, Option<Known>), String> {
     let hash = gix::hash::Kind::Sha1;
     let tree = gix_pack::cache::delta::Tree::from_offsets_in_pack(
         pack_path,
@@ -326,10 +344,11 @@ fn traverse_and_write(
     .map_err(|e| format!("invalid pack: {}", crate::error_chain(&e)))?;
     let pack =
         gix_pack::data::File::at(pack_path, hash).map_err(|e| format!("unreadable pack: {e}"))?;
-    let sink: Arc<Mutex<Vec<HashMap<ObjectId, ObjectId>>>> = Default::default();
+    let sink: Arc<Mutex<Sink>> = Default::default();
     let first_problem: Arc<Mutex<Option<String>>> = Default::default();
     let mut links = Links {
         seen: HashMap::default(),
+        commits: Vec::new(),
         sink: sink.clone(),
         first_problem: first_problem.clone(),
     };
@@ -350,11 +369,15 @@ fn traverse_and_write(
             .map_err(|e| fail(&links, format!("could not hash an object: {e}")))?;
         node.id = id;
         let seen = &mut links.seen;
-        links_of(id, kind, ctx.decompressed, &mut |link| {
+        let commit = links_of(id, kind, ctx.decompressed, &mut |link| {
             seen.entry(link.to_owned()).or_insert(id);
             Ok(())
         })
-        .map_err(|problem| fail(&links, problem))
+        .map_err(|problem| fail(&links, problem))?;
+        if let Some((time, parents)) = commit {
+            links.commits.push((id, time, parents));
+        }
+        Ok(())
     };
     let outcome = tree.traverse(
         |range, pack: &gix_pack::data::File| pack.entry_slice(range),
@@ -418,10 +441,22 @@ fn traverse_and_write(
         }
         None
     };
-    let maps = sink
+    let Sink {
+        links: maps,
+        commits,
+    } = sink
         .lock()
         .map(|mut s| std::mem::take(&mut *s))
         .unwrap_or_default();
+    let count: usize = commits.iter().map(Vec::len).sum();
+    let known = (count <= MAX_KNOWN_COMMITS).then(|| {
+        let mut known = Known::default();
+        known.reserve(count);
+        for (id, time, parents) in commits.into_iter().flatten() {
+            known.insert(id, (time, parents));
+        }
+        known
+    });
     for map in maps {
         for (link, from) in map {
             match position(&link) {
@@ -456,5 +491,5 @@ fn traverse_and_write(
             })
         })
         .flatten();
-    Ok(closure)
+    Ok((closure, known))
 }

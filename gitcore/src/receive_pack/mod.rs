@@ -112,6 +112,19 @@ pub struct Outcome {
     pub push_options: Vec<String>,
     /// Why the pack was refused, if it was.
     pub unpack_error: Option<String>,
+    /// The commits of the stored pack, as the push parsed them (for listing what it brought
+    /// without reading them again); `None` when not known.
+    pub pack_commits: Option<PackCommits>,
+}
+
+/// A push's commits: id → (committer time, parents).
+#[derive(Clone, Default)]
+pub struct PackCommits(pub std::sync::Arc<crate::read::new_commits::Known>);
+
+impl std::fmt::Debug for PackCommits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PackCommits({} commits)", self.0.len())
+    }
 }
 
 impl Outcome {
@@ -231,6 +244,10 @@ pub fn serve(
     if let Some(mut q) = quarantine.take() {
         if any_ok {
             clone_pack = q.published_pack().zip(q.closure.take());
+            outcome.pack_commits = q
+                .commits
+                .take()
+                .map(|c| PackCommits(std::sync::Arc::new(c)));
             if let Err(e) = q.publish() {
                 let reason = format!("could not store the pack: {e}");
                 errors.iter_mut().for_each(|x| *x = Some(reason.clone()));

@@ -20,6 +20,8 @@ pub(super) struct Quarantine {
     pub(super) _lock: Option<crate::lock::Held>,
     /// Set when the pack links to nothing outside it (see [`Closure`]).
     pub(super) closure: Option<Closure>,
+    /// The pack's commits, as the check pass parsed them.
+    pub(super) commits: Option<crate::read::new_commits::Known>,
 }
 
 /// The lock file inside a quarantine.
@@ -162,6 +164,7 @@ pub(super) fn ingest(
         pack: None,
         _lock: None,
         closure: None,
+        commits: None,
     };
     let mut setup = || -> io::Result<()> {
         std::fs::create_dir_all(&pack_dir)?;
@@ -193,9 +196,11 @@ pub(super) fn ingest(
             data,
             index,
             closure,
+            commits,
         } => {
             q.pack = Some((data, index));
             q.closure = closure;
+            q.commits = commits;
         }
         Indexed::Empty => q.pack = None,
         Indexed::Fallback(received) => {
@@ -339,28 +344,34 @@ fn check_object(
             Err(format!("object {id} links to missing object {link}"))
         }
     })
+    .map(|_| ())
 }
 
 /// Parses one decoded object (a tree also against the fsck rules) and calls `each` with every
 /// object it links to: a commit's tree and parents, a tree's entries but submodule commits, a
-/// tag's target. Blobs link to nothing.
+/// tag's target. Blobs link to nothing. For a commit, answers its committer time and parents.
 pub(super) fn links_of(
     id: gix::ObjectId,
     kind: gix::objs::Kind,
     data: &[u8],
     each: &mut dyn FnMut(&gix::oid) -> Result<(), String>,
-) -> Result<(), String> {
+) -> Result<Option<(i64, Vec<gix::ObjectId>)>, String> {
     let hash = gix::hash::Kind::Sha1;
     let malformed = |e: &dyn std::fmt::Display| format!("object {id} is malformed: {e}");
     match kind {
-        gix::objs::Kind::Blob => Ok(()),
+        gix::objs::Kind::Blob => Ok(None),
         gix::objs::Kind::Commit => {
             let c = gix::objs::CommitRef::from_bytes(data, hash).map_err(|e| malformed(&e))?;
             each(&c.tree())?;
-            for p in c.parents() {
-                each(&p)?;
+            let parents: Vec<gix::ObjectId> = c.parents().collect();
+            for p in &parents {
+                each(p)?;
             }
-            Ok(())
+            let time = c
+                .committer()
+                .map(|s| s.seconds())
+                .map_err(|e| malformed(&e))?;
+            Ok(Some((time, parents)))
         }
         gix::objs::Kind::Tree => {
             // Entry by entry: no list of entries is built.
@@ -373,11 +384,11 @@ pub(super) fn links_of(
                     each(e.oid)?;
                 }
             }
-            Ok(())
+            Ok(None)
         }
         gix::objs::Kind::Tag => {
             let t = gix::objs::TagRef::from_bytes(data, hash).map_err(|e| malformed(&e))?;
-            each(&t.target())
+            each(&t.target()).map(|()| None)
         }
     }
 }
