@@ -19,6 +19,7 @@ pub mod pkt;
 pub mod protection;
 pub mod read;
 pub mod receive_pack;
+pub mod ref_journal;
 pub mod refs;
 pub mod shallow;
 pub mod storage;

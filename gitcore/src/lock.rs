@@ -69,6 +69,22 @@ pub fn ref_transaction<'a>(
     names: impl IntoIterator<Item = &'a str>,
 ) -> io::Result<Held> {
     let held = lock(&git_dir.join(REF_TRANSACTION_LOCK))?;
+    // A multi-ref transaction whose writer died half-way is undone first.
+    if git_dir.join(crate::ref_journal::JOURNAL).exists() {
+        let journal = crate::ref_journal::names(git_dir);
+        remove_stale_ref_locks(git_dir, journal.iter().map(String::as_str))?;
+        crate::ref_journal::recover(git_dir)?;
+    }
+    remove_stale_ref_locks(git_dir, names)?;
+    Ok(held)
+}
+
+/// Removes the `.lock` files of `names` and `packed-refs.lock`; call only while holding the
+/// ref-transaction lock (whoever left them is dead).
+pub(crate) fn remove_stale_ref_locks<'a>(
+    git_dir: &Path,
+    names: impl IntoIterator<Item = &'a str>,
+) -> io::Result<()> {
     let stale = names
         .into_iter()
         .map(|n| git_dir.join(format!("{n}.lock")))
@@ -80,7 +96,7 @@ pub fn ref_transaction<'a>(
             Err(e) => return Err(e),
         }
     }
-    Ok(held)
+    Ok(())
 }
 
 /// Creates the lock file at `path` already locked: it is locked under a temporary name and then

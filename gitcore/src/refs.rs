@@ -72,6 +72,7 @@ impl Clone for Snapshot {
 impl Snapshot {
     /// Reads the references of `repo`.
     pub fn read(repo: &gix::Repository) -> Result<Self, Error> {
+        crate::ref_journal::recover_if_abandoned(repo.path());
         let platform = repo.references().map_err(|e| Error(e.into()))?;
         let mut refs = Vec::new();
         let mut symbolic = Vec::new();

@@ -139,9 +139,26 @@ pub(super) fn update_refs(
             let names: Vec<String> = edits.iter().map(|e| e.name.as_bstr().to_string()).collect();
             let _refs = crate::lock::ref_transaction(repo.path(), names.iter().map(String::as_str))
                 .map_err(|e| other_failure(&e.to_string()))?;
-            repo.edit_references_as(edits, None)
+            // More than one ref: journaled, so a crash half-way is undone (`ref_journal`).
+            let journal: Vec<(ObjectId, ObjectId, String)> = commands
+                .iter()
+                .zip(noop)
+                .filter(|(_, noop)| !**noop)
+                .map(|(c, _)| (c.old, c.new, c.name.clone()))
+                .collect();
+            let journaled = journal.len() > 1;
+            if journaled {
+                crate::ref_journal::write(repo.path(), &journal)
+                    .map_err(|e| other_failure(&format!("could not write the ref journal: {e}")))?;
+            }
+            let applied = repo
+                .edit_references_as(edits, None)
                 .map(|_| ())
-                .map_err(|e| reason(&*Box::<dyn std::error::Error + Send + Sync>::from(e)))
+                .map_err(|e| reason(&*Box::<dyn std::error::Error + Send + Sync>::from(e)));
+            if journaled {
+                crate::ref_journal::clear(repo.path());
+            }
+            applied
         });
         if let Err(r) = result {
             errors.iter_mut().for_each(|e| *e = Some(r.clone()));
