@@ -442,7 +442,6 @@ mod tests {
     /// page lies past it, and equal git's.
     #[test]
     fn pages_past_the_kept_walk_extend_it_and_match_git() {
-        use std::io::Write as _;
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path();
         init(dir);
@@ -463,19 +462,7 @@ mod tests {
             }
             stream.push_str(&format!("M 644 inline f{}\ndata 2\n{}\n\n", i % 7, i % 10));
         }
-        let mut child = std::process::Command::new("git")
-            .args(["fast-import", "--quiet"])
-            .current_dir(dir)
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .expect("fast-import");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stream.as_bytes())
-            .expect("write");
-        assert!(child.wait().expect("wait").success());
+        crate::read::testutil::git_with_input(dir, &["fast-import", "--quiet"], stream.as_bytes());
         crate::write::commit_graph::write(&open(dir)).expect("graph");
         let repo = open(dir);
         let head =

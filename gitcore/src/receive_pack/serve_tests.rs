@@ -1,41 +1,12 @@
 //! Pushes served end to end against bare repositories, with packs made by git and checked by git.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use super::*;
-use crate::read::testutil::{git, init};
+use crate::read::testutil::{git, git_with_input as git_input, init};
 use crate::upload_pack::reuse;
 
 const ZERO: &str = "0000000000000000000000000000000000000000";
-
-/// git with `input` on stdin; its stdout.
-fn git_input(dir: &Path, args: &[&str], input: &[u8]) -> Vec<u8> {
-    use std::io::Write as _;
-    let mut child = Command::new("git")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .current_dir(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn git");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input)
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
 
 fn pkt_line(s: &str) -> Vec<u8> {
     format!("{:04x}{s}", s.len() + 4).into_bytes()
