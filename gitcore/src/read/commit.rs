@@ -37,39 +37,31 @@ pub fn read(repo: &gix::Repository, id: ObjectId) -> Result<Commit, Error> {
     Ok(c)
 }
 
-/// Commits parsed lately, bounded: two generations of at most [`recent::GENERATION`] each;
-/// when the young one is full it becomes the old one and the old one is dropped.
+/// Commits parsed lately, at most two generations of [`recent::GENERATION`].
 mod recent {
-    use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
 
     use gix::ObjectId;
 
     use super::Commit;
+    use crate::read::generations::Generations;
 
     pub(super) const GENERATION: usize = 8192;
 
-    #[derive(Default)]
-    struct Generations {
-        young: HashMap<ObjectId, Commit>,
-        old: HashMap<ObjectId, Commit>,
+    static CACHE: OnceLock<Mutex<Generations<Commit>>> = OnceLock::new();
+
+    fn cache() -> &'static Mutex<Generations<Commit>> {
+        CACHE.get_or_init(|| Mutex::new(Generations::new(GENERATION)))
     }
 
-    static CACHE: OnceLock<Mutex<Generations>> = OnceLock::new();
-
     pub(super) fn get(id: &ObjectId) -> Option<Commit> {
-        let g = CACHE.get_or_init(Default::default).lock().ok()?;
-        g.young.get(id).or_else(|| g.old.get(id)).cloned()
+        cache().lock().ok()?.find(id, |c| Some(c.clone()))
     }
 
     pub(super) fn put(c: &Commit) {
-        let Ok(mut g) = CACHE.get_or_init(Default::default).lock() else {
-            return;
-        };
-        if g.young.len() >= GENERATION {
-            g.old = std::mem::take(&mut g.young);
+        if let Ok(mut g) = cache().lock() {
+            g.insert(c.id, c.clone());
         }
-        g.young.insert(c.id, c.clone());
     }
 }
 

@@ -19,6 +19,7 @@ pub mod blob;
 pub mod branches;
 pub mod commit;
 pub mod diff;
+mod generations;
 mod graph;
 pub mod log;
 pub mod new_commits;
@@ -353,45 +354,36 @@ fn entry_at(
 /// ids are ever asked about, so sharing it between repositories serves nothing a repository
 /// does not hold. Two generations of at most [`tree_memo::GENERATION`] trees each.
 mod tree_memo {
-    use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
 
     use gix::ObjectId;
 
     use super::Entry;
+    use crate::read::generations::Generations;
 
     pub(super) const GENERATION: usize = 16_384;
 
     type Names = Vec<(Box<[u8]>, Option<Entry>)>;
 
-    #[derive(Default)]
-    struct Generations {
-        young: HashMap<ObjectId, Names>,
-        old: HashMap<ObjectId, Names>,
-    }
+    static MEMO: OnceLock<Mutex<Generations<Names>>> = OnceLock::new();
 
-    static MEMO: OnceLock<Mutex<Generations>> = OnceLock::new();
+    fn memo() -> &'static Mutex<Generations<Names>> {
+        MEMO.get_or_init(|| Mutex::new(Generations::new(GENERATION)))
+    }
 
     fn find(names: &Names, name: &[u8]) -> Option<Option<Entry>> {
         names.iter().find(|(n, _)| &**n == name).map(|(_, e)| *e)
     }
 
     pub(super) fn get(tree: &ObjectId, name: &[u8]) -> Option<Option<Entry>> {
-        let g = MEMO.get_or_init(Default::default).lock().ok()?;
-        g.young
-            .get(tree)
-            .and_then(|n| find(n, name))
-            .or_else(|| g.old.get(tree).and_then(|n| find(n, name)))
+        memo().lock().ok()?.find(tree, |n| find(n, name))
     }
 
     pub(super) fn put(tree: ObjectId, name: &[u8], entry: Option<Entry>) {
-        let Ok(mut g) = MEMO.get_or_init(Default::default).lock() else {
+        let Ok(mut g) = memo().lock() else {
             return;
         };
-        if g.young.len() >= GENERATION && !g.young.contains_key(&tree) {
-            g.old = std::mem::take(&mut g.young);
-        }
-        let names = g.young.entry(tree).or_default();
+        let names = g.young_mut(tree);
         if names.len() < 64 && find(names, name).is_none() {
             names.push((name.into(), entry));
         }
